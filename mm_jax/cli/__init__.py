@@ -1,0 +1,51 @@
+"""The ``mm-jax`` command line: thin handlers over library functions.
+
+Each submodule registers one command group; every handler parses its flags
+and calls one library function. This package is the only place that prints,
+draws progress bars or calls ``jax.config.update``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mm_jax.cli import data_cmd, demo_cmd, render_cmd
+from mm_jax.errors import MmJaxError
+
+GROUPS = (data_cmd, render_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used by the docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="mm-jax",
+        description="Zero-shot text-to-motion generation in JAX (the MotionMillion recipe).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mm-jax`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("absl", "jax._src", "orbax", "tensorflow", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args) or 0)
+    except MmJaxError as e:
+        print(f"mm-jax: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Config machinery shared by every stage.
+
+Each stage defines its own frozen ``kw_only`` dataclass (``SynthConfig``,
+``TokenizerConfig``, ``ModelConfig``...) with a ``PRESETS`` dict next to it.
+This module holds what they share: building a config from a dict while
+refusing unknown keys, typed ``key=value`` overrides from the command line,
+preset lookup with a helpful error, and JSON round trips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import types
+import typing
+from typing import Any, Mapping, Sequence, TypeVar
+
+from mm_jax.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def get_preset(presets: Mapping[str, C], name: str, *, kind: str = "preset") -> C:
+    """Returns ``presets[name]`` or raises ConfigError listing the valid names."""
+    try:
+        return presets[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown {kind} {name!r}; valid choices: {', '.join(sorted(presets))}"
+        ) from None
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _parse_value(text: str, tp: Any, key: str) -> Any:
+    """Parses a command-line string into a value of type ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if text.lower() in ("none", "null"):
+            return None
+        return _parse_value(text, non_none[0], key)
+    if origin is typing.Literal:
+        if text not in args:
+            raise ConfigError(f"{key}={text!r} is not one of {list(args)}")
+        return text
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        items = [s for s in text.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",") if s.strip()]
+        return tuple(_parse_value(s.strip(), inner, key) for s in items)
+    if tp is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}={text!r} is not a boolean (true/false)")
+    if tp in (int, float, str):
+        try:
+            return tp(text)
+        except ValueError:
+            raise ConfigError(f"{key}={text!r} is not a valid {tp.__name__}") from None
+    raise ConfigError(f"{key}: cannot parse a value of type {tp!r} from the command line")
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Turns JSON values (lists) back into the dataclass field's type (tuples)."""
+    origin = typing.get_origin(tp)
+    if isinstance(value, list) and origin in (tuple, list):
+        inner = typing.get_args(tp)
+        return tuple(_coerce(v, inner[0]) if inner else v for v in value)
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return from_dict(tp, value)
+    return value
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+    """Builds ``cls`` from a mapping; an unknown key is a ConfigError."""
+    types_ = _field_types(cls)
+    unknown = sorted(set(data) - set(types_))
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} key(s) {unknown}; valid keys: {', '.join(sorted(types_))}"
+        )
+    return cls(**{k: _coerce(v, types_[k]) for k, v in data.items()})
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
+    """Applies ``key=value`` strings to a config with typed parsing.
+
+    Args:
+      cfg: a frozen config dataclass.
+      overrides: strings such as ``"width=128"`` or ``"levels=8,8,5"``.
+
+    Returns:
+      A new config (``dataclasses.replace``); the input is unchanged.
+
+    Raises:
+      ConfigError: for a malformed string, an unknown key or a bad value.
+    """
+    types_ = _field_types(type(cfg))
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key not in types_:
+            raise ConfigError(
+                f"unknown {type(cfg).__name__} key {key!r}; valid keys: {', '.join(sorted(types_))}"
+            )
+        changes[key] = _parse_value(text.strip(), types_[key], key)
+    return dataclasses.replace(cfg, **changes)
+
+
+def save_json(cfg: Any, path: str | pathlib.Path) -> None:
+    """Writes a config as indented JSON."""
+    pathlib.Path(path).write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True) + "\n")
+
+
+def load_json(cls: type[C], path: str | pathlib.Path) -> C:
+    """Reads a config written by :func:`save_json`."""
+    try:
+        data = json.loads(pathlib.Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read {cls.__name__} from {path}: {e}") from None
+    return from_dict(cls, data)

@@ -1,0 +1,1 @@
+"""Motion representation: skeleton, 272-d features, normalisation, synthetic data, BVH, rendering."""

@@ -1,0 +1,232 @@
+"""A trained tokenizer on disk, and what is computed with one (stage: tokenizer).
+
+Run directory layout::
+
+    RUN/tokenizer.json     TokenizerConfig (the architecture) + trained step
+    RUN/stats.npz          the Normalizer of the data it was trained on
+    RUN/checkpoints/       orbax steps (params, optimizer state)
+    RUN/metrics.jsonl      training and validation metrics
+
+:func:`load_tokenizer` restores params for inference, checking that the
+checkpoint matches ``tokenizer.json``; :func:`evaluate` measures
+reconstruction on a split; :func:`encode_sequences` turns whole sequences
+into token ids in batched, jitted calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+from typing import Any, Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mm_jax import configs
+from mm_jax.errors import CheckpointError, DataError, ShapeError
+from mm_jax.fsq import codebook_usage
+from mm_jax.motion import features as mfeat
+from mm_jax.motion.normalize import Normalizer
+from mm_jax.tokenizer import data as tdata
+from mm_jax.tokenizer import model as tmodel
+from mm_jax.tokenizer import quality
+from mm_jax.tokenizer.config import TokenizerConfig
+
+EVAL_CHUNK = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionData:
+    """Features of a dataset with per-split spans and its normaliser."""
+
+    features: np.ndarray
+    offsets: dict[str, np.ndarray]
+    lengths: dict[str, np.ndarray]
+    ids: dict[str, list[str]]
+    normalizer: Normalizer
+
+    def spans(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        if split not in self.offsets or len(self.offsets[split]) == 0:
+            raise DataError(f"split {split!r} is empty or missing; splits: {sorted(self.offsets)}")
+        return self.offsets[split], self.lengths[split]
+
+
+def open_motion_data(data_dir: str | pathlib.Path) -> MotionData:
+    """Reads a dataset directory written by ``mm-jax data synth`` / ``import-bvh``."""
+    from mm_jax.motion.synth import load_dataset
+
+    ds = load_dataset(data_dir)
+    offsets, lengths, ids = {}, {}, {}
+    for split in ("train", "val", "test"):
+        recs = [ds.record(i) for i in ds.ids(split)]
+        offsets[split] = np.asarray([r["offset"] for r in recs], np.int64)
+        lengths[split] = np.asarray([r["length"] for r in recs], np.int64)
+        ids[split] = [r["id"] for r in recs]
+    return MotionData(ds.features, offsets, lengths, ids, ds.normalizer)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerArtifact:
+    """The files of a tokenizer run directory."""
+
+    run_dir: pathlib.Path
+
+    @classmethod
+    def create(cls, run_dir: pathlib.Path, cfg: TokenizerConfig, normalizer: Normalizer) -> "TokenizerArtifact":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = run_dir / "tokenizer.json"
+        if cfg_path.exists():
+            saved = json.loads(cfg_path.read_text())["config"]
+            if saved != configs.to_dict(cfg):
+                raise CheckpointError(
+                    f"{run_dir} holds a tokenizer with another config ({saved}); "
+                    f"use a new run directory"
+                )
+        else:
+            cfg_path.write_text(json.dumps({"config": configs.to_dict(cfg), "trained_steps": 0}, indent=2))
+        normalizer.save(run_dir / "stats.npz")
+        return cls(run_dir)
+
+    def mark_trained(self, steps: int) -> None:
+        path = self.run_dir / "tokenizer.json"
+        meta = json.loads(path.read_text())
+        meta["trained_steps"] = steps
+        path.write_text(json.dumps(meta, indent=2))
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedTokenizer:
+    cfg: TokenizerConfig
+    params: Any
+    normalizer: Normalizer
+    step: int
+
+    def identity(self) -> dict:
+        return {**self.cfg.identity(), "step": self.step}
+
+
+def load_tokenizer(run_dir: str | pathlib.Path, step: int | None = None) -> LoadedTokenizer:
+    """Restores a trained tokenizer for inference.
+
+    Raises:
+      CheckpointError: missing files, or a checkpoint that does not match
+        ``tokenizer.json``.
+    """
+    from mm_jax.checkpoint import Checkpointer
+
+    run_dir = pathlib.Path(run_dir)
+    cfg_path = run_dir / "tokenizer.json"
+    if not cfg_path.exists():
+        raise CheckpointError(f"{run_dir} is not a tokenizer run: {cfg_path.name} is missing")
+    cfg = configs.from_dict(TokenizerConfig, json.loads(cfg_path.read_text())["config"])
+    abstract = jax.eval_shape(lambda: tmodel.init_params(cfg, key=jax.random.key(0)))
+    ckpt = Checkpointer(run_dir / "checkpoints", async_save=False)
+    restored_step, state, _ = ckpt.restore(
+        _abstract_train_state(abstract), step=step, expected_meta={"tokenizer": configs.to_dict(cfg)}
+    )
+    ckpt.close()
+    return LoadedTokenizer(cfg, state[1], Normalizer.load(run_dir / "stats.npz"), restored_step)
+
+
+def _abstract_train_state(abstract_params: Any) -> Any:
+    """The abstract (step, params, opt_state) tree, the optimizer state left to orbax."""
+    from mm_jax.tokenizer.train import TrainState, make_optimizer
+    from mm_jax.tokenizer.config import TokenizerTrainConfig
+
+    opt_state = jax.eval_shape(make_optimizer(TokenizerTrainConfig()).init, abstract_params)
+    return TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, opt_state)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _reconstruct(params: Any, x_btf: jax.Array, cfg: TokenizerConfig) -> tuple[jax.Array, jax.Array]:
+    return tmodel.reconstruct(params, x_btf, cfg)
+
+
+def _check_features(x: np.ndarray, cfg: TokenizerConfig, what: str) -> None:
+    if x.shape[-1] != cfg.feature_dim:
+        raise ShapeError(f"{what} has feature width {x.shape[-1]}, the tokenizer was trained on {cfg.feature_dim}")
+    if not np.isfinite(x).all():
+        raise DataError(f"{what} contains NaN or inf values")
+
+
+def evaluate(
+    params: Any, cfg: TokenizerConfig, data: MotionData, *, split: str = "test", max_sequences: int | None = None
+) -> dict[str, float]:
+    """Reconstruction metrics of whole sequences of ``split``.
+
+    Returns:
+      mpjpe_mm, accel_error_mm, jitter (reconstructions), jitter_gt,
+      utilisation and perplexity of the codes, num_sequences.
+    """
+    offsets, lengths = data.spans(split)
+    if max_sequences is not None:
+        offsets, lengths = offsets[:max_sequences], lengths[:max_sequences]
+    pad_to = int(max(max(v.max() for v in data.lengths.values() if len(v)), cfg.frames_per_token))
+    sums: dict[str, float] = {"mpjpe_mm": 0.0, "accel_error_mm": 0.0, "jitter": 0.0, "jitter_gt": 0.0}
+    all_ids = []
+    for i in range(0, len(offsets), EVAL_CHUNK):
+        o, n = offsets[i : i + EVAL_CHUNK], lengths[i : i + EVAL_CHUNK]
+        x, mask = tdata.padded_batch(data.features, o, n, multiple=cfg.frames_per_token,
+                                     normalizer=data.normalizer, pad_to=pad_to)
+        x_hat, ids = _reconstruct(params, x, cfg)
+        pred = mfeat.joints_from_features_batch(data.normalizer.denormalize(x_hat))
+        gt = mfeat.joints_from_features_batch(data.normalizer.denormalize(jnp.asarray(x)))
+        w = len(o)
+        sums["mpjpe_mm"] += w * float(quality.mpjpe_mm(pred, gt, mask))
+        sums["accel_error_mm"] += w * float(quality.accel_error_mm(pred, gt, mask))
+        sums["jitter"] += w * float(quality.jitter(pred, mask))
+        sums["jitter_gt"] += w * float(quality.jitter(gt, mask))
+        ids = np.asarray(ids)
+        for row, length in zip(ids, n):
+            all_ids.append(row[: -(-int(length) // cfg.frames_per_token)])
+    out = {k: v / len(offsets) for k, v in sums.items()}
+    util, ppl = codebook_usage(np.concatenate(all_ids), cfg.codebook_size)
+    out.update(utilisation=util, perplexity=ppl, num_sequences=len(offsets))
+    return out
+
+
+def encode_sequences(
+    tok: LoadedTokenizer,
+    sequences: Iterable[np.ndarray],
+    *,
+    pad_to: int,
+    progress: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
+    """Token ids (int32 [N_i]) of each raw feature sequence [T_i, F].
+
+    Sequences are batched ``EVAL_CHUNK`` at a time, edge-padded to ``pad_to``
+    frames (one compiled shape), and each result is cut to
+    ``ceil(T_i / frames_per_token)`` tokens.
+    """
+    cfg, out, chunk = tok.cfg, [], []
+
+    def flush() -> None:
+        lens = np.asarray([len(s) for s in chunk])
+        feats = np.concatenate(chunk)
+        offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        x, _ = tdata.padded_batch(feats, offs, lens, multiple=cfg.frames_per_token,
+                                  normalizer=tok.normalizer, pad_to=pad_to)
+        ids = np.asarray(_reconstruct(tok.params, x, cfg)[1])
+        out.extend(row[: -(-int(n) // cfg.frames_per_token)].astype(np.int32) for row, n in zip(ids, lens))
+        if progress is not None:
+            progress(len(chunk))
+        chunk.clear()
+
+    for i, seq in enumerate(sequences):
+        seq = np.asarray(seq)
+        _check_features(seq, cfg, f"sequence {i}")
+        if len(seq) < cfg.frames_per_token:
+            raise ShapeError(
+                f"sequence {i} has {len(seq)} frames, shorter than the downsampling window {cfg.frames_per_token}"
+            )
+        if len(seq) > pad_to:
+            raise ShapeError(f"sequence {i} has {len(seq)} frames, longer than pad_to={pad_to}")
+        chunk.append(seq)
+        if len(chunk) == EVAL_CHUNK:
+            flush()
+    if chunk:
+        flush()
+    return out

@@ -1,0 +1,141 @@
+"""The wavelet FSQ autoencoder (stage: tokenizer).
+
+``x [B, T, F]`` (normalised features) -> Haar DWT along time
+``[B, T/2^L, F*2^L]`` -> 1D-conv encoder with ``down_t`` stride-2 blocks ->
+``z [B, N, d]`` -> FSQ -> codes ``[B, N]`` -> decoder (nearest upsampling) ->
+``[B, T/2^L, F*2^L]`` -> inverse DWT -> ``x_hat [B, T, F]``, with
+``N = T / 2^(L + down_t)``. Everything is a pure function of ``params``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mm_jax import wavelet
+from mm_jax.errors import ShapeError
+from mm_jax.tokenizer.config import TokenizerConfig
+
+
+class ResBlock(nn.Module):
+    """LayerNorm -> ReLU -> dilated conv(k3) -> LayerNorm -> ReLU -> conv(k1), residual."""
+
+    width: int
+    dilation: int
+
+    @nn.compact
+    def __call__(self, x_btc: jax.Array) -> jax.Array:
+        h = nn.relu(nn.LayerNorm()(x_btc))
+        h = nn.Conv(self.width, (3,), kernel_dilation=(self.dilation,), padding="SAME")(h)
+        h = nn.relu(nn.LayerNorm()(h))
+        h = nn.Conv(self.width, (1,))(h)
+        return x_btc + h
+
+
+class ResStack(nn.Module):
+    width: int
+    depth: int
+    growth: int
+    reverse: bool = False
+
+    @nn.compact
+    def __call__(self, x_btc: jax.Array) -> jax.Array:
+        dilations = [self.growth**i for i in range(self.depth)]
+        for d in reversed(dilations) if self.reverse else dilations:
+            x_btc = ResBlock(self.width, d)(x_btc)
+        return x_btc
+
+
+class Encoder(nn.Module):
+    cfg: TokenizerConfig
+
+    @nn.compact
+    def __call__(self, x_btc: jax.Array) -> jax.Array:
+        c = self.cfg
+        h = nn.relu(nn.Conv(c.width, (3,), padding="SAME")(x_btc))
+        for _ in range(c.down_t):
+            h = nn.Conv(c.width, (4,), strides=(2,), padding=((1, 1),))(h)
+            h = ResStack(c.width, c.depth, c.dilation_growth)(h)
+        return nn.Conv(len(c.fsq_levels), (3,), padding="SAME")(h)
+
+
+class Decoder(nn.Module):
+    cfg: TokenizerConfig
+    out_channels: int
+
+    @nn.compact
+    def __call__(self, z_bnd: jax.Array) -> jax.Array:
+        c = self.cfg
+        h = nn.relu(nn.Conv(c.width, (3,), padding="SAME")(z_bnd))
+        for _ in range(c.down_t):
+            h = ResStack(c.width, c.depth, c.dilation_growth, reverse=True)(h)
+            h = jnp.repeat(h, 2, axis=1)
+            h = nn.Conv(c.width, (3,), padding="SAME")(h)
+        h = nn.relu(nn.Conv(c.width, (3,), padding="SAME")(h))
+        return nn.Conv(self.out_channels, (3,), padding="SAME")(h)
+
+
+class MotionTokenizer(nn.Module):
+    """Encoder + FSQ + decoder around the Haar transform."""
+
+    cfg: TokenizerConfig
+
+    def setup(self) -> None:
+        c = self.cfg
+        self.encoder = Encoder(c)
+        self.decoder = Decoder(c, wavelet.packed_channels(c.feature_dim, c.wavelet_levels))
+
+    def encode_latent(self, x_btf: jax.Array) -> jax.Array:
+        """x [B, T, F] -> pre-quantisation latents z [B, N, d]."""
+        return self.encoder(wavelet.dwt(x_btf, self.cfg.wavelet_levels))
+
+    def decode_codes(self, zhat_bnd: jax.Array) -> jax.Array:
+        """Grid codes [B, N, d] -> x_hat [B, N * frames_per_token, F]."""
+        n = zhat_bnd.shape[1]
+        length = n * self.cfg.frames_per_token
+        return wavelet.idwt(self.decoder(zhat_bnd), self.cfg.wavelet_levels, length)
+
+    def __call__(self, x_btf: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """x [B, T, F] -> (x_hat [B, T, F], token ids [B, N])."""
+        fsq = self.cfg.fsq
+        zhat = fsq.quantize(self.encode_latent(x_btf))
+        return self.decode_codes(zhat), fsq.codes_to_indices(zhat)
+
+
+def check_input(x_btf: jax.Array, cfg: TokenizerConfig) -> None:
+    """Raises ShapeError unless x is [B, T, F] with F and T fitting the tokenizer."""
+    if x_btf.ndim != 3 or x_btf.shape[-1] != cfg.feature_dim:
+        raise ShapeError(
+            f"tokenizer input must be [B, T, {cfg.feature_dim}] (feature width of the trained "
+            f"tokenizer), got shape {tuple(x_btf.shape)}"
+        )
+    if x_btf.shape[1] < cfg.frames_per_token or x_btf.shape[1] % cfg.frames_per_token:
+        raise ShapeError(
+            f"sequence length {x_btf.shape[1]} must be a positive multiple of the "
+            f"downsampling window {cfg.frames_per_token} frames"
+        )
+
+
+def init_params(cfg: TokenizerConfig, *, key: jax.Array) -> dict:
+    """Fresh parameters for ``cfg``."""
+    x = jnp.zeros((1, cfg.window, cfg.feature_dim), jnp.float32)
+    return MotionTokenizer(cfg).init(key, x)["params"]
+
+
+def reconstruct(params: dict, x_btf: jax.Array, cfg: TokenizerConfig) -> tuple[jax.Array, jax.Array]:
+    """(x_hat [B, T, F], ids [B, N]) for a window-aligned batch."""
+    return MotionTokenizer(cfg).apply({"params": params}, x_btf)
+
+
+def encode(params: dict, x_btf: jax.Array, cfg: TokenizerConfig) -> jax.Array:
+    """Token ids [B, N] of x [B, T, F]."""
+    m = MotionTokenizer(cfg)
+    z = m.apply({"params": params}, x_btf, method=MotionTokenizer.encode_latent)
+    return cfg.fsq.codes_to_indices(cfg.fsq.quantize(z))
+
+
+def decode(params: dict, ids_bn: jax.Array, cfg: TokenizerConfig) -> jax.Array:
+    """Normalised features [B, N * frames_per_token, F] of token ids [B, N]."""
+    zhat = cfg.fsq.indices_to_codes(ids_bn)
+    return MotionTokenizer(cfg).apply({"params": params}, zhat, method=MotionTokenizer.decode_codes)

@@ -1,0 +1,137 @@
+"""Training and evaluation of the wavelet FSQ tokenizer (stage: tokenizer).
+
+``train(model_cfg, train_cfg, data_dir, run_dir)`` fits the autoencoder on
+random windows of the dataset's train split with AdamW (warm-up + cosine),
+a smooth-L1 loss on normalised features plus velocity and acceleration
+terms, validates every ``val_every`` steps, writes ``metrics.jsonl`` and
+orbax checkpoints, and resumes exactly from the latest checkpoint.
+
+A run directory holds ``tokenizer.json`` (the architecture), ``stats.npz``
+(the normaliser of the data it was trained on), ``metrics.jsonl`` and
+``checkpoints/``; :func:`mm_jax.tokenizer.artifact.load_tokenizer` reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pathlib
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mm_jax import configs
+from mm_jax.checkpoint import Checkpointer
+from mm_jax.errors import NonFiniteError
+from mm_jax.metrics import MetricsWriter
+from mm_jax.tokenizer import data as tdata
+from mm_jax.tokenizer import model as tmodel
+from mm_jax.tokenizer.artifact import TokenizerArtifact, evaluate, open_motion_data
+from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class TrainState(NamedTuple):
+    step: jax.Array
+    params: Any
+    opt_state: Any
+
+
+def make_optimizer(cfg: TokenizerTrainConfig) -> optax.GradientTransformation:
+    """AdamW with linear warm-up and cosine decay, after global-norm clipping."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, cfg.lr, warmup_steps=min(cfg.warmup_steps, cfg.steps - 1), decay_steps=cfg.steps,
+        end_value=cfg.lr * 0.05,
+    )
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
+
+
+def loss_fn(params: Any, x_btf: jax.Array, mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig):
+    """Smooth-L1 on features + w_vel * on 1st + w_accel * on 2nd time differences."""
+    x_hat, ids = tmodel.reconstruct(params, x_btf, mcfg)
+    recon = optax.huber_loss(x_hat, x_btf).mean()
+    vel = optax.huber_loss(jnp.diff(x_hat, axis=1), jnp.diff(x_btf, axis=1)).mean()
+    acc = optax.huber_loss(jnp.diff(x_hat, n=2, axis=1), jnp.diff(x_btf, n=2, axis=1)).mean()
+    loss = tcfg.w_recon * recon + tcfg.w_vel * vel + tcfg.w_accel * acc
+    return loss, {"loss": loss, "recon": recon, "vel": vel, "accel": acc}
+
+
+def make_train_step(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax.GradientTransformation):
+    """A pure ``train_step(state, batch) -> (state, metrics)``."""
+
+    def train_step(state: TrainState, x_btf: jax.Array) -> tuple[TrainState, dict]:
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x_btf, mcfg, tcfg)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    return train_step
+
+
+def _meta(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig) -> dict:
+    return {"tokenizer": configs.to_dict(mcfg), "train": configs.to_dict(tcfg)}
+
+
+def train(
+    mcfg: TokenizerConfig,
+    tcfg: TokenizerTrainConfig,
+    data_dir: str | pathlib.Path,
+    run_dir: str | pathlib.Path,
+    *,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Trains a tokenizer; returns the final validation metrics.
+
+    Raises:
+      CheckpointError: ``resume`` with a checkpoint of another config.
+      NonFiniteError: the loss became NaN/inf (the last good checkpoint stays).
+    """
+    run_dir = pathlib.Path(run_dir)
+    data = open_motion_data(data_dir)
+    art = TokenizerArtifact.create(run_dir, mcfg, data.normalizer)
+    offsets, lengths = tdata.usable_spans(*data.spans("train"), mcfg.window)
+    opt = make_optimizer(tcfg)
+    params = tmodel.init_params(mcfg, key=jax.random.key(tcfg.seed))
+    state = TrainState(jnp.int32(0), params, opt.init(params))
+    ckpt = Checkpointer(run_dir / "checkpoints", max_to_keep=tcfg.keep_checkpoints)
+    if resume and ckpt.latest_step() is not None:
+        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+        _, state, _ = ckpt.restore(abstract, expected_meta={"tokenizer": configs.to_dict(mcfg)})
+        state = TrainState(*state)
+        log.info("resumed from step %d", int(state.step))
+    step_fn = jax.jit(make_train_step(mcfg, tcfg, opt), donate_argnums=0)
+    writer = MetricsWriter(run_dir)
+    start, t0 = int(state.step), time.perf_counter()
+    val: dict[str, Any] = {}
+    for step in range(start, tcfg.steps):
+        batch = tdata.sample_windows(
+            data.features, offsets, lengths, window=mcfg.window, batch_size=tcfg.batch_size,
+            seed=tcfg.seed, step=step, normalizer=data.normalizer,
+        )
+        state, metrics = step_fn(state, batch)
+        done = step + 1
+        if done % tcfg.log_every == 0 or done == tcfg.steps:
+            m = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+            if not math.isfinite(m["train/loss"]):
+                ckpt.close()
+                raise NonFiniteError(f"tokenizer loss is {m['train/loss']} at step {done}")
+            m["perf/steps_per_s"] = (done - start) / (time.perf_counter() - t0)
+            writer.write(done, m)
+        if done % tcfg.val_every == 0 or done == tcfg.steps:
+            val = evaluate(state.params, mcfg, data, split="val", max_sequences=64)
+            writer.write(done, {f"val/{k}": v for k, v in val.items()})
+        if done % tcfg.ckpt_every == 0 or done == tcfg.steps:
+            ckpt.save(done, state, _meta(mcfg, tcfg))
+        if progress is not None:
+            progress(done, tcfg.steps)
+    ckpt.close()
+    writer.close()
+    art.mark_trained(int(state.step))
+    return val
