@@ -1,31 +1,60 @@
-"""``mm-jax render MOTION --out FILE``: draw a motion as an animated stick figure."""
+"""``mm-jax render`` / ``mm-jax compare``: draw motions as animated stick figures."""
 
 from __future__ import annotations
 
 import argparse
 
+_MOTION_HELP = (
+    "MOTION is a .npy of features [T,272] or joints [T,22,3], a .bvh file, "
+    "or DATASET_DIR:SEQUENCE_ID (or DATASET_DIR:INDEX)."
+)
+
+
+def _add_view_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--stride", type=int, default=1, help="draw every k-th frame")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--fixed-camera", action="store_true", help="frame the whole path instead of following")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "render",
-        help="render a motion to GIF (or MP4)",
-        description=(
-            "MOTION is a .npy of features [T,272] or joints [T,22,3], a .bvh file, "
-            "or DATASET_DIR:SEQUENCE_ID (or DATASET_DIR:INDEX)."
-        ),
-    )
+    p = sub.add_parser("render", help="render a motion to GIF/MP4 (or a PNG strip)", description=_MOTION_HELP)
     p.add_argument("motion", metavar="MOTION")
-    p.add_argument("--out", required=True, help="output .gif or .mp4")
-    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--out", required=True, help="output .gif, .mp4 (needs ffmpeg) or .png with --strip")
     p.add_argument("--title", default=None)
+    p.add_argument("--strip", type=int, default=None, metavar="N", help="write a PNG strip of N frames")
+    _add_view_flags(p)
     p.set_defaults(handler=_render)
+
+    p = sub.add_parser("compare", help="render several motions side by side", description=_MOTION_HELP)
+    p.add_argument("motions", metavar="MOTION", nargs="+")
+    p.add_argument("--titles", nargs="*", default=None)
+    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    _add_view_flags(p)
+    p.set_defaults(handler=_compare)
 
 
 def _render(args: argparse.Namespace) -> int:
     from mm_jax.motion.loading import load_joints
-    from mm_jax.motion.render import render_motion
+    from mm_jax.motion import render
 
     joints, title = load_joints(args.motion)
-    render_motion(joints, args.out, fps=args.fps, title=args.title or title)
+    if args.strip:
+        render.render_strip(joints, args.out, num_frames=args.strip, title=args.title or title, fps=args.fps)
+    else:
+        render.render_motion(joints, args.out, fps=args.fps, title=args.title or title, stride=args.stride,
+                             max_frames=args.max_frames, follow=not args.fixed_camera)
     print(f"wrote {args.out} ({len(joints)} frames)")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mm_jax.motion.loading import load_joints
+    from mm_jax.motion.render import render_side_by_side
+
+    loaded = [load_joints(m) for m in args.motions]
+    titles = args.titles or [t for _, t in loaded]
+    render_side_by_side([j for j, _ in loaded], titles, args.out, fps=args.fps, stride=args.stride,
+                        max_frames=args.max_frames, follow=not args.fixed_camera)
+    print(f"wrote {args.out}")
     return 0
