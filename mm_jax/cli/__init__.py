@@ -11,10 +11,10 @@ import argparse
 import logging
 import sys
 
-from mm_jax.cli import data_cmd, demo_cmd, render_cmd
+from mm_jax.cli import data_cmd, demo_cmd, render_cmd, tokenizer_cmd
 from mm_jax.errors import MmJaxError
 
-GROUPS = (data_cmd, render_cmd, demo_cmd)
+GROUPS = (data_cmd, render_cmd, tokenizer_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

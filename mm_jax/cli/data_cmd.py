@@ -24,8 +24,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("import-bvh", help="import BVH file(s) onto the 22-joint skeleton")
     p.add_argument("source", metavar="FILE_OR_DIR")
     p.add_argument("--out", required=True, help="output dataset directory")
-    p.add_argument("--naming", default="auto", help="skeleton naming (auto, smpl, lafan1, mixamo, cmu)")
+    p.add_argument("--map", dest="joint_map", action="append", default=[], metavar="SMPL=SOURCE",
+                   help="force a joint mapping (repeatable), e.g. --map left_foot=LToeBase")
+    add_overrides(p)  # RetargetConfig: unit, up_axis, fps, ground, root_scale
     p.set_defaults(handler=_import_bvh)
+
+    p = dsub.add_parser("export-bvh", help="write a motion as BVH (opens in Blender)")
+    p.add_argument("motion", metavar="MOTION", help="features .npy [T,272] or DATASET_DIR:ID")
+    p.add_argument("out", metavar="OUT.bvh")
+    p.add_argument("--unit", default="m", choices=("m", "cm"))
+    p.add_argument("--order", default="ZXY", help="Euler channel order")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.set_defaults(handler=_export_bvh)
+
+    p = dsub.add_parser("bvh-info", help="show a BVH skeleton and its mapping onto the SMPL joints")
+    p.add_argument("file", metavar="FILE.bvh")
+    p.set_defaults(handler=_bvh_info)
 
     p = dsub.add_parser("stats", help="print statistics of a dataset directory")
     p.add_argument("data", metavar="DIR")
@@ -49,11 +63,49 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_bvh(args: argparse.Namespace) -> int:
-    from mm_jax.motion.retarget import import_bvh_dir
+    from mm_jax.configs import apply_overrides
+    from mm_jax.errors import ConfigError
+    from mm_jax.motion import retarget
 
+    cfg = apply_overrides(retarget.PRESETS["default"], args.overrides)
+    naming: object = "auto"
+    if args.joint_map:
+        pairs = [m.split("=", 1) for m in args.joint_map]
+        if any(len(p) != 2 for p in pairs):
+            raise ConfigError(f"--map takes SMPL=SOURCE pairs, got {args.joint_map}")
+        naming = dict(pairs)
     with progress_bar("importing", unit="file") as bar:
-        info = import_bvh_dir(args.source, args.out, naming=args.naming, progress=bar)
+        info = retarget.import_bvh_dir(args.source, args.out, naming=naming, config=cfg,
+                                       progress=lambda done, total, _path: bar(done, total))
     print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _export_bvh(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mm_jax.motion import bvh
+    from mm_jax.motion.loading import load_features
+
+    feats = load_features(args.motion)
+    bvh.write_motion_bvh(args.out, np.asarray(feats), unit=args.unit, order=args.order, fps=args.fps)
+    print(f"wrote {args.out} ({len(feats)} frames)")
+    return 0
+
+
+def _bvh_info(args: argparse.Namespace) -> int:
+    from mm_jax.motion import bvh, joint_map
+    from mm_jax.motion.skeleton import JOINT_NAMES
+
+    skel, motion = bvh.read_bvh(args.file)
+    print(f"{args.file}: {len(skel.names)} joints, {len(motion.local_rot)} frames at {motion.fps:g} fps")
+    for j, name in enumerate(skel.names):
+        parent = skel.names[skel.parents[j]] if skel.parents[j] >= 0 else "-"
+        print(f"  {name:<28} parent={parent:<24} channels={' '.join(skel.channels[j])}")
+    mapping = joint_map.match_skeleton(skel)
+    print("mapping onto the SMPL joints:")
+    for name, src in zip(JOINT_NAMES, mapping):
+        print(f"  {name:<16} <- {skel.names[src] if src is not None else '(none: placed between its neighbours)'}")
     return 0
 
 

@@ -32,6 +32,26 @@ def joints_of_array(arr: np.ndarray, what: str) -> np.ndarray:
     )
 
 
+def load_features(spec: str) -> np.ndarray:
+    """Features [T, 272] of a ``.npy`` file or a ``DATASET_DIR:ID`` spec."""
+    path = pathlib.Path(spec)
+    if path.suffix.lower() == ".npy" and path.exists():
+        arr = np.load(path)
+    elif ":" in spec:
+        from mm_jax.motion.synth import load_dataset
+
+        data_dir, key = spec.rsplit(":", 1)
+        ds = load_dataset(data_dir)
+        arr = np.asarray(ds.sequence(ds.record(int(key) if key.isdigit() else key)["id"]))
+    else:
+        raise DataError(f"cannot load features from {spec!r}: expected a .npy file or DATASET_DIR:ID")
+    if arr.ndim != 2 or arr.shape[1] != mfeat.FEATURE_DIM:
+        raise ShapeError(f"{spec} has shape {arr.shape}; expected features [T, {mfeat.FEATURE_DIM}]")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{spec} contains NaN or inf values")
+    return arr.astype(np.float32)
+
+
 def load_joints(spec: str) -> tuple[np.ndarray, str]:
     """(joints [T, 22, 3], a title) for a motion spec (see the module docstring)."""
     path = pathlib.Path(spec)

@@ -65,7 +65,7 @@ KINEMATIC_CHAINS: tuple[tuple[int, ...], ...] = (
     (9, 13, 16, 18, 20),
 )
 
-FOOT_JOINTS = (JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"], JOINT_INDEX["left_foot"], JOINT_INDEX["right_foot"])
+FOOT_JOINTS = tuple(JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot"))
 
 
 def rest_positions(offsets: np.ndarray = OFFSETS) -> np.ndarray:

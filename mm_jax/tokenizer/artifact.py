@@ -230,3 +230,48 @@ def encode_sequences(
     if chunk:
         flush()
     return out
+
+
+def encode_dataset(
+    run_dir: str | pathlib.Path,
+    data_dir: str | pathlib.Path,
+    out_path: str | pathlib.Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Encodes every sequence of a dataset into token ids, written as one .npz.
+
+    The file holds ``tokens`` (int32, all sequences concatenated),
+    ``offsets``/``lengths`` (per sequence, in tokens), ``ids`` and ``splits``
+    (per sequence) and ``tokenizer`` (JSON identity). It is written under a
+    temporary name and renamed when complete.
+    """
+    from mm_jax.motion.synth import load_dataset
+
+    tok = load_tokenizer(run_dir)
+    ds = load_dataset(data_dir)
+    records = [ds.record(i) for split in ("train", "val", "test") for i in ds.ids(split)]
+    pad_to = max(r["length"] for r in records)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, len(records))
+
+    seqs = encode_sequences(tok, (ds.sequence(r["id"]) for r in records), pad_to=pad_to, progress=tick)
+    lengths = np.asarray([len(s) for s in seqs], np.int64)
+    out_path = pathlib.Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(
+            f, tokens=np.concatenate(seqs).astype(np.int32), lengths=lengths,
+            offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+            ids=np.asarray([r["id"] for r in records]), splits=np.asarray([r["split"] for r in records]),
+            tokenizer=np.asarray(json.dumps(tok.identity())),
+        )
+    tmp.replace(out_path)
+    return {"sequences": len(records), "tokens": int(lengths.sum()), "out": str(out_path),
+            "tokens_per_second_of_motion": 30 / tok.cfg.frames_per_token}

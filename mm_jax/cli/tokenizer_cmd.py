@@ -1,0 +1,98 @@
+"""``mm-jax tokenizer ...``: train, evaluate, encode with and ablate the motion tokenizer."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from mm_jax.cli.common import add_overrides, progress_bar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    tok = sub.add_parser("tokenizer", help="the wavelet FSQ motion tokenizer")
+    tsub = tok.add_subparsers(dest="tokenizer_command", metavar="SUBCOMMAND", required=True)
+
+    p = tsub.add_parser("train", help="train a tokenizer on a dataset")
+    p.add_argument("--data", required=True, help="dataset directory")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--preset", default="small", help="tiny | small | base")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    add_overrides(p)
+    p.add_argument("--train-set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TokenizerTrainConfig field (repeatable), e.g. --train-set lr=1e-3")
+    p.set_defaults(handler=_train)
+
+    p = tsub.add_parser("eval", help="reconstruction metrics of a trained tokenizer")
+    p.add_argument("--checkpoint", required=True, help="tokenizer run directory")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.set_defaults(handler=_eval)
+
+    p = tsub.add_parser("encode", help="turn a dataset into token sequences (.npz)")
+    p.add_argument("--checkpoint", required=True, help="tokenizer run directory")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(handler=_encode)
+
+    p = tsub.add_parser("ablate", help="train 0/1/2 wavelet levels and compare (the paper's ablation)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", default="experiments/results", help="where the table and plot go")
+    p.add_argument("--runs", default=None, help="where the runs go (default OUT/tokenizer_ablation_runs)")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--levels", default="0,1,2")
+    p.set_defaults(handler=_ablate)
+
+
+def _configs(args: argparse.Namespace):
+    from mm_jax.configs import apply_overrides, get_preset
+    from mm_jax.tokenizer import PRESETS
+
+    mcfg, tcfg = get_preset(PRESETS, args.preset)
+    mcfg = apply_overrides(mcfg, getattr(args, "overrides", []))
+    tcfg = apply_overrides(tcfg, getattr(args, "train_overrides", []))
+    if args.steps is not None:
+        tcfg = dataclasses.replace(tcfg, steps=args.steps)
+    return mcfg, tcfg
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mm_jax.tokenizer.train import train
+
+    mcfg, tcfg = _configs(args)
+    with progress_bar("tokenizer", unit="step") as bar:
+        val = train(mcfg, tcfg, args.data, args.out, resume=args.resume, progress=bar)
+    print(json.dumps(val, indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
+
+    tok = load_tokenizer(args.checkpoint)
+    print(json.dumps(evaluate(tok.params, tok.cfg, open_motion_data(args.data), split=args.split), indent=2))
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from mm_jax.tokenizer.artifact import encode_dataset
+
+    with progress_bar("encoding", unit="seq") as bar:
+        summary = encode_dataset(args.checkpoint, args.data, args.out, progress=bar)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from mm_jax.tokenizer.ablation import run_ablation
+
+    mcfg, tcfg = _configs(args)
+    levels = tuple(int(x) for x in args.levels.split(","))
+    rows = run_ablation(mcfg, tcfg, args.data, args.out, levels=levels, runs_dir=args.runs,
+                        progress_factory=progress_bar)
+    for r in rows:
+        print(json.dumps({k: r[k] for k in ("wavelet_levels", "mpjpe_mm", "accel_error_mm", "jitter",
+                                             "utilisation", "perplexity")}))
+    return 0
