@@ -1,0 +1,135 @@
+"""The shard manifest (``manifest.json``) and the compatibility check (stage: shards).
+
+``OUT/manifest.json`` describes every split written into ``OUT``::
+
+    {"format": "mm_jax.shards", "version": 1,
+     "record_version": 1,
+     "tokenizer": {"run": "/abs/run/dir" | null,
+                   "identity": {"feature_dim", "fsq_levels", "frames_per_token",
+                                "wavelet_levels", "step"}},
+     "text": {"vocab_identity": "all-MiniLM-L6-v2:bert-uncased:vocab30522:sha256=...",
+              "config_identity": "all-MiniLM-L6-v2/S32/D384", "max_tokens": 32},
+     "splits": {"train": {"num_records", "num_shards", "num_captions", "num_unk",
+                          "num_truncated", "num_frames", "num_motion_tokens",
+                          "source": {"data_dir", "ids_sha256"},
+                          "shards": [{"file", "num_records", "bytes", "sha256",
+                                      "num_unk", "num_truncated", ...}]}}}
+
+All splits of one directory share the tokenizer and text identities. The
+manifest is written last and atomically (temporary file + ``os.replace``).
+:func:`check_compatible` compares the identities with what a model expects
+and is meant to run at training start-up, before any step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from typing import Any, Mapping
+
+from mm_jax.errors import DataError, FormatError
+
+MANIFEST = "manifest.json"
+FORMAT = "mm_jax.shards"
+MANIFEST_VERSION = 1
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    """``{split}-{index:05d}-of-{count:05d}.array_record``."""
+    return f"{split}-{index:05d}-of-{count:05d}.array_record"
+
+
+def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
+    """Writes JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_manifest(shards_dir: str | pathlib.Path) -> dict[str, Any]:
+    """Reads and checks ``shards_dir/manifest.json``.
+
+    Raises:
+      DataError: the directory has no manifest (shards unfinished or wrong path).
+      FormatError: the manifest is not valid JSON or not of this format/version.
+    """
+    path = pathlib.Path(shards_dir) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: {shards_dir} holds no finished shards "
+                        "(write them with write_shards / `mm-jax data shards`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise FormatError(f"{path} is not readable JSON: {e}") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != MANIFEST_VERSION:
+        raise FormatError(f"{path} has format {manifest.get('format')!r} "
+                          f"version {manifest.get('version')!r}; "
+                          f"expected {FORMAT!r} version {MANIFEST_VERSION}")
+    for key in ("tokenizer", "text", "splits"):
+        if key not in manifest:
+            raise FormatError(f"{path} lacks the {key!r} section")
+    return manifest
+
+
+def split_entry(manifest: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """The manifest entry of ``split``, or DataError listing the splits present."""
+    splits = manifest["splits"]
+    if split not in splits:
+        raise DataError(f"shards hold no split {split!r}; splits present: {sorted(splits)}")
+    return splits[split]
+
+
+def codebook_size(manifest: Mapping[str, Any]) -> int:
+    """prod(fsq_levels) of the tokenizer that made the shards."""
+    return math.prod(manifest["tokenizer"]["identity"]["fsq_levels"])
+
+
+def text_identity(*, vocab_identity: str, config_identity: str, max_tokens: int) -> dict[str, Any]:
+    """The text section of a manifest (and what a model expects of it)."""
+    return {"vocab_identity": vocab_identity, "config_identity": config_identity,
+            "max_tokens": int(max_tokens)}
+
+
+def _diffs(what: str, saved: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key, want in expected.items():
+        have = saved.get(key, "<missing>")
+        if isinstance(have, tuple):
+            have = list(have)
+        if isinstance(want, tuple):
+            want = list(want)
+        if have != want:
+            out.append(f"{what}.{key}: shards have {have!r}, expected {want!r}")
+    return out
+
+
+def check_compatible(
+    manifest: Mapping[str, Any],
+    *,
+    tokenizer_identity: Mapping[str, Any] | None = None,
+    text_identity: Mapping[str, Any] | None = None,
+) -> None:
+    """Raises when the shards were made with another tokenizer or text vocabulary.
+
+    Only the keys present in the expected identities are compared, so a
+    caller that does not know the tokenizer's training step can leave it out.
+
+    Args:
+      manifest: from :func:`read_manifest`.
+      tokenizer_identity: e.g. ``LoadedTokenizer.identity()`` or
+        ``{"fsq_levels": list(model_cfg.fsq_levels)}``.
+      text_identity: e.g. :func:`text_identity` of the model's text stage.
+
+    Raises:
+      DataError: naming every field that differs, with both values.
+    """
+    diffs = []
+    if tokenizer_identity is not None:
+        diffs += _diffs("tokenizer", manifest["tokenizer"]["identity"], tokenizer_identity)
+    if text_identity is not None:
+        diffs += _diffs("text", manifest["text"], text_identity)
+    if diffs:
+        run = manifest["tokenizer"].get("run")
+        raise DataError(f"shards (tokenizer run {run}) do not match the model: " + "; ".join(diffs))

@@ -1,0 +1,295 @@
+"""Writes pre-tokenized ArrayRecord shards of one dataset split (stage: shards).
+
+Input: a dataset directory (``mm_jax.motion.synth.load_dataset``: ids,
+records with captions, feature sequences [T, F]) and a trained tokenizer run.
+Output: ``OUT/{split}-{i:05d}-of-{n:05d}.array_record`` (records in the
+:mod:`mm_jax.shards.record` schema, ``group_size:1``) and ``OUT/manifest.json``
+(:mod:`mm_jax.shards.manifest`).
+
+Atomic and resumable: a shard is written under a temporary name, hashed and
+renamed when complete; its manifest entry goes to ``OUT/.parts/NAME.json``
+together with a fingerprint of its inputs (sample ids, tokenizer and text
+identities, schema version). A re-run keeps a shard whose file hash and
+fingerprint both match and rewrites any other; the manifest is written last.
+The split's ids are sorted and cut into ``num_shards`` contiguous blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from mm_jax.errors import ConfigError, DataError, ShapeError
+from mm_jax.shards import manifest as mf
+from mm_jax.shards.record import VERSION, ShardRecord, caption_rows, encode_record
+
+log = logging.getLogger(__name__)
+
+EncodeFn = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]
+Progress = Callable[[int, int], None]
+CHUNK = 256  # sequences held in memory (and encoded) at a time
+WRITER_OPTIONS = "group_size:1"
+
+
+class MotionDataset(Protocol):
+    """What the writer reads (``mm_jax.motion.synth.Dataset`` provides it)."""
+
+    def ids(self, split: str) -> Sequence[str]: ...
+    def record(self, sample_id: str) -> dict[str, Any]: ...
+    def sequence(self, sample_id: str) -> np.ndarray: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Encoders:
+    """The motion and text encoders of one run, with their identities."""
+
+    encode_fn: EncodeFn
+    text: Any  # mm_jax.text.TextTokenizer (or anything with .encode -> TokenizedText)
+    tokenizer_run: str | None
+    tokenizer_identity: dict[str, Any]
+    text_identity: dict[str, Any]
+
+
+def write_shards(
+    data_dir: str | pathlib.Path | MotionDataset,
+    tokenizer_run: str | pathlib.Path | None,
+    out_dir: str | pathlib.Path,
+    *,
+    split: str,
+    num_shards: int,
+    text_max_tokens: int = 32,
+    progress: Progress | None = None,
+    encode_fn: EncodeFn | None = None,
+    tokenizer_identity: dict[str, Any] | None = None,
+    text_tokenizer: Any = None,
+) -> dict[str, Any]:
+    """Tokenizes ``split`` of ``data_dir`` into ``num_shards`` shards in ``out_dir``.
+
+    Args:
+      data_dir: a dataset directory (``mm-jax data synth`` / ``import-bvh``), or
+        an opened dataset with ``ids``, ``record`` and ``sequence`` (tests).
+      tokenizer_run: a trained tokenizer run; its ``encode_sequences`` makes the
+        motion codes and its ``identity()`` goes to the manifest.
+      out_dir: the shard directory (created); other splits in it are kept.
+      split: "train", "val" or "test".
+      num_shards: files to write (>= 1).
+      text_max_tokens: caption budget S, [CLS]/[SEP] included.
+      progress: ``progress(records_done, records_total)``.
+      encode_fn: replaces the tokenizer (sequence list -> int code arrays);
+        needs ``tokenizer_identity`` when ``tokenizer_run`` is None.
+      tokenizer_identity: overrides the identity recorded for ``encode_fn``.
+      text_tokenizer: replaces ``TextTokenizer.from_pretrained(max_tokens=S)``.
+
+    Returns:
+      The manifest dict (also written to ``out_dir/manifest.json``).
+
+    Raises:
+      ConfigError: bad ``num_shards`` / budgets, or no way to encode motion.
+      DataError: an empty split, bad captions, or ``out_dir`` holding shards of
+        another tokenizer or vocabulary.
+    """
+    if isinstance(data_dir, (str, pathlib.Path)):
+        from mm_jax.motion.synth import load_dataset
+
+        dataset, source = load_dataset(data_dir), str(pathlib.Path(data_dir).absolute())
+    else:
+        dataset, source = data_dir, None
+    enc = _make_encoders(dataset, split, tokenizer_run, encode_fn, tokenizer_identity,
+                         text_tokenizer, text_max_tokens)
+    return _write_split(dataset, enc, out_dir, split=split, num_shards=num_shards,
+                        data_dir=source, progress=progress)
+
+
+def _make_encoders(dataset: MotionDataset, split: str, tokenizer_run: Any, encode_fn: EncodeFn | None,
+                   tokenizer_identity: dict | None, text_tokenizer: Any, text_max_tokens: int) -> _Encoders:
+    from mm_jax.text.config import TextConfig
+
+    text_cfg = TextConfig(max_tokens=text_max_tokens)
+    if text_tokenizer is None:
+        from mm_jax.text.tokenize import TextTokenizer
+
+        text_tokenizer = TextTokenizer.from_config(text_cfg)
+    if text_tokenizer.max_tokens != text_max_tokens:
+        raise ConfigError(f"text tokenizer budget {text_tokenizer.max_tokens} != "
+                          f"text_max_tokens={text_max_tokens}")
+    run = None if tokenizer_run is None else str(pathlib.Path(tokenizer_run).absolute())
+    if encode_fn is None and tokenizer_run is None:
+        raise ConfigError("write_shards needs tokenizer_run (a trained tokenizer) or an encode_fn")
+    if tokenizer_run is not None and (encode_fn is None or tokenizer_identity is None):
+        from mm_jax.tokenizer.artifact import encode_sequences, load_tokenizer
+
+        tok = load_tokenizer(tokenizer_run)
+        tokenizer_identity = tokenizer_identity or tok.identity()
+        if encode_fn is None:
+            pad_to = _pad_to(dataset, split, tok.cfg.frames_per_token)
+            encode_fn = lambda seqs: encode_sequences(tok, seqs, pad_to=pad_to)  # noqa: E731
+    if tokenizer_identity is None:
+        raise ConfigError("an injected encode_fn needs tokenizer_identity "
+                          "(fsq_levels, frames_per_token, ...)")
+    if "fsq_levels" not in tokenizer_identity:
+        raise ConfigError(f"tokenizer_identity {tokenizer_identity} lacks 'fsq_levels'")
+    text_id = mf.text_identity(vocab_identity=text_tokenizer.vocab_identity(),
+                               config_identity=text_cfg.identity(), max_tokens=text_max_tokens)
+    return _Encoders(encode_fn=encode_fn, text=text_tokenizer, tokenizer_run=run,
+                     tokenizer_identity=dict(tokenizer_identity), text_identity=text_id)
+
+
+def _pad_to(dataset: MotionDataset, split: str, multiple: int) -> int:
+    """The longest sequence of ``split``, rounded up to the tokenizer's window."""
+    longest = max(int(dataset.record(i)["length"]) for i in dataset.ids(split))
+    return -(-longest // multiple) * multiple
+
+
+def _write_split(
+    dataset: MotionDataset,
+    enc: _Encoders,
+    out_dir: str | pathlib.Path,
+    *,
+    split: str,
+    num_shards: int,
+    data_dir: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Writes (or reuses) every shard of ``split``, then the manifest."""
+    if not isinstance(num_shards, int) or num_shards < 1:
+        raise ConfigError(f"num_shards={num_shards!r} must be an int >= 1")
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".parts").mkdir(exist_ok=True)
+    base = _base_manifest(out, enc)
+    ids = sorted(dataset.ids(split))
+    if not ids:
+        raise DataError(f"split {split!r} of the dataset is empty")
+    if num_shards > len(ids):
+        raise ConfigError(f"num_shards={num_shards} exceeds the {len(ids)} records of split {split!r}")
+    bounds = np.linspace(0, len(ids), num_shards + 1).round().astype(int)
+    entries, done = [], 0
+    for i in range(num_shards):
+        shard_ids = ids[bounds[i]:bounds[i + 1]]
+        name = mf.shard_name(split, i, num_shards)
+        fp = _fingerprint(shard_ids, enc, split, i, num_shards)
+        entry = _reusable_entry(out, name, fp)
+        if entry is None:
+            entry = _write_shard(dataset, enc, shard_ids, out / name, split,
+                                 lambda n, d=done: progress and progress(d + n, len(ids)))
+            mf.write_json_atomic(out / ".parts" / f"{name}.json", {**entry, "fingerprint": fp})
+        else:
+            log.info("shard %s is complete (sha256 verified); skipped", name)
+        entries.append(entry)
+        done += len(shard_ids)
+        if progress is not None:
+            progress(done, len(ids))
+    base["splits"][split] = _split_summary(entries, ids, data_dir)
+    mf.write_json_atomic(out / mf.MANIFEST, base)
+    return base
+
+
+def _base_manifest(out: pathlib.Path, enc: _Encoders) -> dict[str, Any]:
+    """The existing manifest (same identities required) or a fresh one."""
+    fresh = {"format": mf.FORMAT, "version": mf.MANIFEST_VERSION, "record_version": VERSION,
+             "tokenizer": {"run": enc.tokenizer_run, "identity": enc.tokenizer_identity},
+             "text": enc.text_identity, "splits": {}}
+    if not (out / mf.MANIFEST).exists():
+        return fresh
+    old = mf.read_manifest(out)
+    try:
+        mf.check_compatible(old, tokenizer_identity=enc.tokenizer_identity, text_identity=enc.text_identity)
+    except DataError as e:
+        raise DataError(f"{out} already holds shards made otherwise; use another directory. {e}") from None
+    return {**fresh, "splits": dict(old["splits"])}
+
+
+def _fingerprint(ids: Sequence[str], enc: _Encoders, split: str, index: int, count: int) -> str:
+    blob = json.dumps({"ids": list(ids), "tok": enc.tokenizer_identity, "text": enc.text_identity,
+                       "record_version": VERSION, "split": split, "shard": [index, count]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _reusable_entry(out: pathlib.Path, name: str, fingerprint: str) -> dict[str, Any] | None:
+    """The saved entry of a finished shard whose inputs and bytes are unchanged."""
+    part, path = out / ".parts" / f"{name}.json", out / name
+    if not part.is_file() or not path.is_file():
+        return None
+    entry = json.loads(part.read_text())
+    if entry.pop("fingerprint", None) != fingerprint:
+        log.info("shard %s was made from other inputs; rewriting it", name)
+        return None
+    if path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
+        log.warning("shard %s fails its checksum; rewriting it", name)
+        return None
+    return entry
+
+
+def _encode_chunk(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], split: str
+                  ) -> tuple[list[ShardRecord], int, int]:
+    """Records of ``ids`` (motion + caption tokens), and their UNK/truncated counts."""
+    metas = [dataset.record(i) for i in ids]
+    seqs = [np.asarray(dataset.sequence(i)) for i in ids]
+    codes = list(enc.encode_fn(seqs))
+    if len(codes) != len(ids):
+        raise ShapeError(f"encode_fn returned {len(codes)} code arrays for {len(ids)} sequences")
+    captions = [list(m["captions"]) for m in metas]
+    for sid, caps in zip(ids, captions):
+        if not caps:
+            raise DataError(f"sample {sid!r} has no caption")
+    text = enc.text.encode([c for caps in captions for c in caps])
+    rows = caption_rows(text.ids, text.mask)
+    records, start = [], 0
+    for sid, caps, seq, code in zip(ids, captions, seqs, codes):
+        records.append(ShardRecord(id=sid, split=split, num_frames=len(seq), motion_codes=np.asarray(code),
+                                   caption_ids=rows[start:start + len(caps)], captions=tuple(caps)))
+        start += len(caps)
+    return records, int(text.num_unk), int(text.num_truncated)
+
+
+def _write_shard(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], path: pathlib.Path,
+                 split: str, progress: Callable[[int], Any]) -> dict[str, Any]:
+    """Writes one shard under a temporary name, hashes it, renames it; its entry."""
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writer = ArrayRecordWriter(str(tmp), WRITER_OPTIONS)
+    stats = {"num_unk": 0, "num_truncated": 0, "num_captions": 0, "num_frames": 0, "num_motion_tokens": 0}
+    try:
+        for start in range(0, len(ids), CHUNK):
+            records, unk, trunc = _encode_chunk(dataset, enc, ids[start:start + CHUNK], split)
+            for rec in records:
+                writer.write(encode_record(rec))
+                stats["num_captions"] += rec.num_captions
+                stats["num_frames"] += rec.num_frames
+                stats["num_motion_tokens"] += int(rec.motion_codes.size)
+            stats["num_unk"] += unk
+            stats["num_truncated"] += trunc
+            progress(start + len(records))
+        writer.close()
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    entry = {"file": path.name, "num_records": len(ids), "bytes": tmp.stat().st_size,
+             "sha256": file_sha256(tmp), **stats}
+    os.replace(tmp, path)
+    return entry
+
+
+def _split_summary(entries: list[dict[str, Any]], ids: Sequence[str], data_dir: str | None) -> dict[str, Any]:
+    keys = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
+    out = {k: int(sum(e[k] for e in entries)) for k in keys}
+    ids_sha = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    out.update(num_shards=len(entries), shards=entries, source={"data_dir": data_dir, "ids_sha256": ids_sha})
+    return out
