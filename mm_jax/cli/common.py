@@ -19,8 +19,7 @@ def progress_bar(desc: str, unit: str = "it") -> Iterator[Callable[[int, int], N
         if bar is None:
             bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)
 
     try:
         yield update

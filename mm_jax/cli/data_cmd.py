@@ -41,6 +41,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE.bvh")
     p.set_defaults(handler=_bvh_info)
 
+    p = dsub.add_parser("tokenize", help="pre-tokenize a dataset into ArrayRecord shards")
+    p.add_argument("--data", required=True, help="dataset directory")
+    p.add_argument("--tokenizer", required=True, help="trained tokenizer run directory")
+    p.add_argument("--out", required=True, help="shards directory")
+    p.add_argument("--splits", default="train,val,test")
+    p.add_argument("--num-shards", type=int, default=8, help="shards per split (at most its record count)")
+    p.add_argument("--text-max-tokens", type=int, default=64, help="caption budget in tokens")
+    p.set_defaults(handler=_tokenize)
+
+    p = dsub.add_parser("inspect", help="list shards, verify checksums, print records")
+    p.add_argument("shards", metavar="SHARDS")
+    p.add_argument("--num", type=int, default=3, help="records to print")
+    p.add_argument("--split", default=None)
+    p.add_argument("--no-verify", action="store_true")
+    p.set_defaults(handler=_inspect)
+
     p = dsub.add_parser("stats", help="print statistics of a dataset directory")
     p.add_argument("data", metavar="DIR")
     p.set_defaults(handler=_stats)
@@ -113,4 +129,30 @@ def _stats(args: argparse.Namespace) -> int:
     from mm_jax.motion.synth import dataset_statistics, load_dataset
 
     print(json.dumps(dataset_statistics(load_dataset(args.data)), indent=2))
+    return 0
+
+
+def _tokenize(args: argparse.Namespace) -> int:
+    from mm_jax.shards import write_shards
+    from mm_jax.motion.synth import load_dataset
+
+    ds = load_dataset(args.data)
+    summary = {}
+    for split in args.splits.split(","):
+        n = min(args.num_shards, len(ds.ids(split)))
+        with progress_bar(f"sharding {split}", unit="rec") as bar:
+            manifest = write_shards(ds, args.tokenizer, args.out, split=split, num_shards=n,
+                                    text_max_tokens=args.text_max_tokens, progress=bar)
+        summary = {k: v for k, v in manifest.items() if k != "splits"}
+        summary["splits"] = {s: {k: v for k, v in e.items() if k != "shards"}
+                             for s, e in manifest.get("splits", {}).items()}
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from mm_jax.shards import inspect_shards
+
+    print(json.dumps(inspect_shards(args.shards, num_records=args.num, split=args.split,
+                                    verify=not args.no_verify), indent=2, default=str))
     return 0

@@ -57,6 +57,9 @@ class Encoder(nn.Module):
         for _ in range(c.down_t):
             h = nn.Conv(c.width, (4,), strides=(2,), padding=((1, 1),))(h)
             h = ResStack(c.width, c.depth, c.dilation_growth)(h)
+        # The residual stream is pre-norm: normalise it before projecting to
+        # the FSQ latent, or its growth saturates the tanh bound (dead codes).
+        h = nn.relu(nn.LayerNorm()(h))
         return nn.Conv(len(c.fsq_levels), (3,), padding="SAME")(h)
 
 

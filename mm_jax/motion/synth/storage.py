@@ -1,0 +1,274 @@
+"""The on-disk motion-caption data set: writer and reader (stage: data).
+
+A data set is a directory (see docs/data_format.md) holding
+
+* ``features.npy``  float32 ``[total_frames, 272]``, every sequence's features concatenated,
+* ``sequences.jsonl`` one JSON object per sequence: ``id``, ``offset``, ``length``,
+  ``captions`` (>= 1; >= 3 for synthetic data), ``split`` and source-specific keys
+  (``primitives`` for synthetic data),
+* ``split.json``     ``{"train": [ids], "val": [ids], "test": [ids]}``,
+* ``stats.npz``      the train split's feature mean/std (:class:`Normalizer`),
+* ``meta.json``      format version, generator, config, counts, held-out lists.
+
+:class:`DatasetWriter` streams features to disk (nothing is held in memory),
+writes into ``.<name>.partial`` next to the target and renames it into place
+at the end, so an interrupted run never leaves a directory that looks
+complete. JSON is written with sorted keys and fixed separators, and the
+``.npz`` with fixed zip timestamps, so the same inputs give the same bytes.
+:func:`load_dataset` validates every file and raises :class:`FormatError`
+naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import shutil
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from mm_jax.errors import DataError, FormatError
+from mm_jax.motion.features import FEATURE_DIM
+from mm_jax.motion.normalize import Normalizer
+
+FORMAT_VERSION = 1
+FILES = ("features.npy", "sequences.jsonl", "split.json", "stats.npz", "meta.json")
+SPLITS = ("train", "val", "test")
+_HEADER_BYTES = 128  # reserved .npy header (magic + header), rewritten with the final shape
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON (sorted keys, fixed separators) for byte-identical files."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _npy_header(rows: int, width: int) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f4", "fortran_order": False, "shape": (rows, width)}
+    )
+    head = buf.getvalue()
+    if len(head) > _HEADER_BYTES:
+        raise DataError(f"npy header for shape ({rows}, {width}) does not fit {_HEADER_BYTES} bytes")
+    # Pad the header dict with spaces before its newline so the data starts at the reserved offset.
+    body = head[10:-1] + b" " * (_HEADER_BYTES - len(head)) + b"\n"
+    return head[:8] + np.array(len(body), "<u2").tobytes() + body
+
+
+def _freeze_npz(path: pathlib.Path) -> None:
+    """Rewrites a zip (.npz) with fixed timestamps so its bytes depend only on its contents."""
+    with zipfile.ZipFile(path) as zf:
+        items = [(info.filename, zf.read(info.filename)) for info in zf.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in items:
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+
+
+class DatasetWriter:
+    """Streams sequences into a new data set directory (use as a context manager or call finish())."""
+
+    def __init__(self, out_dir: str | pathlib.Path, *, width: int = FEATURE_DIM) -> None:
+        self.out_dir = pathlib.Path(out_dir).absolute()
+        self.tmp = self.out_dir.parent / f".{self.out_dir.name}.partial"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir(parents=True)
+        self.width = width
+        self.rows = 0
+        self._feat = open(self.tmp / "features.npy", "wb")
+        self._feat.write(b"\0" * _HEADER_BYTES)
+        self._seqs = open(self.tmp / "sequences.jsonl", "w", encoding="ascii", newline="\n")
+        self.records: list[dict] = []
+
+    def add(self, record: dict, features: np.ndarray) -> dict:
+        """Appends one sequence; ``record`` gets ``offset`` and ``length``; returns the stored record."""
+        feats = np.ascontiguousarray(features, dtype="<f4")
+        if feats.ndim != 2 or feats.shape[1] != self.width:
+            raise DataError(f"{record.get('id')}: features must be [T, {self.width}], got {feats.shape}")
+        if not np.isfinite(feats).all():
+            raise DataError(f"{record.get('id')}: features contain NaN or inf")
+        rec = dict(record, offset=self.rows, length=int(feats.shape[0]))
+        self._feat.write(feats.tobytes())
+        self.rows += feats.shape[0]
+        self._seqs.write(dumps(rec) + "\n")
+        self.records.append(rec)
+        return rec
+
+    def finish(self, meta: dict, *, overwrite: bool = False) -> pathlib.Path:
+        """Writes split/stats/meta, then moves the directory into place."""
+        self._feat.seek(0)
+        self._feat.write(_npy_header(self.rows, self.width))
+        self._feat.close()
+        self._seqs.close()
+        split = {s: [r["id"] for r in self.records if r["split"] == s] for s in SPLITS}
+        (self.tmp / "split.json").write_text(dumps(split) + "\n")
+        feats = np.load(self.tmp / "features.npy", mmap_mode="r")
+        fit_split = "train" if split["train"] else "all"
+        chosen = [r for r in self.records if fit_split == "all" or r["split"] == "train"]
+        norm = Normalizer.fit(np.asarray(feats[r["offset"] : r["offset"] + r["length"]]) for r in chosen)
+        del feats
+        norm.save(self.tmp / "stats.npz")
+        _freeze_npz(self.tmp / "stats.npz")
+        meta = dict(
+            meta,
+            format_version=FORMAT_VERSION,
+            feature_dim=self.width,
+            total_frames=self.rows,
+            num=len(self.records),
+            counts={s: len(v) for s, v in split.items()},
+            stats_split=fit_split,
+        )
+        (self.tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=1) + "\n")
+        _move_into_place(self.tmp, self.out_dir, overwrite)
+        return self.out_dir
+
+    def abort(self) -> None:
+        """Closes and deletes the partial directory."""
+        for fh in (self._feat, self._seqs):
+            if not fh.closed:
+                fh.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def check_target(out_dir: pathlib.Path, overwrite: bool) -> None:
+    """DataError if ``out_dir`` is a non-empty directory (or a file) and ``overwrite`` is false."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir} exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise DataError(
+            f"{out_dir} is not empty and holds a different data set; pass overwrite=True "
+            "(--overwrite) to replace it, or choose another directory"
+        )
+
+
+def _move_into_place(tmp: pathlib.Path, out_dir: pathlib.Path, overwrite: bool) -> None:
+    check_target(out_dir, overwrite)
+    old = out_dir.parent / f".{out_dir.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+class Dataset:
+    """A loaded data set (see :func:`load_dataset`).
+
+    Attributes:
+      path: the directory.
+      features: memory-mapped float32 [total_frames, F].
+      records: one dict per sequence, in file order.
+      split: {"train": [ids], "val": [ids], "test": [ids]}.
+      normalizer: the train split's :class:`Normalizer`.
+      meta: the parsed meta.json.
+    """
+
+    def __init__(self, path, features, records, split, normalizer, meta) -> None:
+        self.path = pathlib.Path(path)
+        self.features = features
+        self.records = records
+        self.split = split
+        self.normalizer = normalizer
+        self.meta = meta
+        self._index = {r["id"]: i for i, r in enumerate(records)}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def ids(self, split: str | None = None) -> list[str]:
+        """Sequence ids of one split (train/val/test), or all of them in file order."""
+        if split is None:
+            return [r["id"] for r in self.records]
+        if split not in self.split:
+            raise DataError(f"unknown split {split!r}; choices: {', '.join(SPLITS)}")
+        return list(self.split[split])
+
+    def record(self, key: str | int) -> dict:
+        """The record of a sequence by id or by index (file order)."""
+        if isinstance(key, (int, np.integer)):
+            if not -len(self.records) <= int(key) < len(self.records):
+                raise DataError(f"sequence index {key} out of range; the data set has {len(self.records)}")
+            return self.records[int(key)]
+        if key not in self._index:
+            raise DataError(f"unknown sequence id {key!r} in {self.path}")
+        return self.records[self._index[key]]
+
+    def sequence(self, key: str | int) -> np.ndarray:
+        """Features [T, F] of a sequence (a read-only view of the memory map)."""
+        rec = self.record(key)
+        return self.features[rec["offset"] : rec["offset"] + rec["length"]]
+
+
+def _read_json(path: pathlib.Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FormatError(f"{path}: not valid JSON ({err})") from None
+
+
+def _read_records(path: pathlib.Path, total: int) -> list[dict]:
+    records = []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise FormatError(f"{path}: unreadable ({err})") from None
+    for n, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise FormatError(f"{path}, line {n}: not valid JSON ({err})") from None
+        missing = [k for k in ("id", "offset", "length", "captions") if k not in rec]
+        if missing:
+            raise FormatError(f"{path}, line {n}: missing key(s) {missing}")
+        if not (0 <= rec["offset"] and rec["length"] >= 1 and rec["offset"] + rec["length"] <= total):
+            raise FormatError(
+                f"{path}, line {n} ({rec['id']}): frames [{rec['offset']}, "
+                f"{rec['offset'] + rec['length']}) outside features.npy's {total} rows"
+            )
+        records.append(rec)
+    if not records:
+        raise FormatError(f"{path}: no sequences")
+    return records
+
+
+def load_dataset(data_dir: str | pathlib.Path) -> Dataset:
+    """Opens and validates a data set directory; FormatError names a missing or corrupt file."""
+    root = pathlib.Path(data_dir)
+    if not root.is_dir():
+        raise FormatError(f"{root}: no such data set directory")
+    for name in FILES:
+        if not (root / name).is_file():
+            raise FormatError(f"{root / name}: missing (a data set needs {', '.join(FILES)})")
+    meta = _read_json(root / "meta.json")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise FormatError(
+            f"{root / 'meta.json'}: format_version {meta.get('format_version')!r}, "
+            f"this reader understands {FORMAT_VERSION}"
+        )
+    try:
+        feats = np.load(root / "features.npy", mmap_mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        raise FormatError(f"{root / 'features.npy'}: not a readable .npy file ({err})") from None
+    if feats.ndim != 2 or feats.shape[1] != FEATURE_DIM or feats.dtype != np.float32:
+        raise FormatError(
+            f"{root / 'features.npy'}: expected float32 [frames, {FEATURE_DIM}], "
+            f"got {feats.dtype} {feats.shape}"
+        )
+    records = _read_records(root / "sequences.jsonl", feats.shape[0])
+    split = _read_json(root / "split.json")
+    ids = {r["id"] for r in records}
+    if not isinstance(split, dict) or sorted(split) != sorted(SPLITS):
+        raise FormatError(f"{root / 'split.json'}: expected keys {list(SPLITS)}")
+    for name, members in split.items():
+        unknown = [i for i in members if i not in ids]
+        if unknown:
+            raise FormatError(f"{root / 'split.json'}: split {name!r} names unknown id(s) {unknown[:3]}")
+    norm = Normalizer.load(root / "stats.npz")
+    if norm.dim != FEATURE_DIM:
+        raise FormatError(f"{root / 'stats.npz'}: width {norm.dim}, expected {FEATURE_DIM}")
+    return Dataset(root, feats, records, split, norm, meta)
