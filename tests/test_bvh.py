@@ -416,6 +416,11 @@ def test_import_bvh_dir_writes_features_and_sequences(tmp_path):
     assert recs[1]["captions"] == [] and recs[1]["fps"] == 30.0
     m = retarget.import_bvh(CMU)
     assert np.abs(feats[5:] - retarget.motion_features(m.local_rot, m.root_pos)).max() < 1e-6
+    from mm_jax.motion.synth import load_dataset
+
+    ds = load_dataset(tmp_path / "ds")  # a full dataset: split, stats, meta
+    assert len(ds) == 2 and ds.sequence("sub/b").shape == (4, mfeat.FEATURE_DIM)
+    assert sorted(ds.ids()) == ["a", "sub/b"]
     with pytest.raises(DataError, match="no .bvh files"):
         retarget.import_bvh_dir(tmp_path / "ds", tmp_path / "ds2")
 

@@ -116,3 +116,13 @@ def test_constructor_validates():
         Normalizer(mean=np.zeros(3), std=np.ones(4))
     with pytest.raises(DataError, match="NaN"):
         Normalizer(mean=np.array([0.0, np.nan]), std=np.ones(2))
+
+
+def test_grouped_std_shares_one_std_per_group():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 7)) * np.array([1.0, 2.0, 0.01, 0.02, 0.03, 5.0, 1.0])
+    norm = Normalizer.fit(x, groups=(slice(2, 5),))
+    std = np.asarray(norm.std)
+    assert np.allclose(std[2:5], std[2])  # one std for the group...
+    np.testing.assert_allclose(std[2], x[:, 2:5].std(0).mean(), rtol=1e-5)  # ...their mean
+    np.testing.assert_allclose(std[[0, 1, 5, 6]], x[:, [0, 1, 5, 6]].std(0), rtol=1e-5)

@@ -63,6 +63,8 @@ ROOT_ANG_VEL = slice(2, 8)
 LOCAL_POS = slice(8, 74)
 LOCAL_VEL = slice(74, 140)
 LOCAL_ROT = slice(140, 272)
+# Groups that share one std when normalising (see normalize.Normalizer.fit).
+NORMALIZER_GROUPS = (LOCAL_POS, LOCAL_VEL, LOCAL_ROT)
 
 # Name -> slice, in layout order (used by validation and diagnostics).
 FEATURE_SLICES: dict[str, slice] = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import jax
 import numpy as np
@@ -81,12 +81,20 @@ class Normalizer:
         return int(self.mean.shape[0])
 
     @classmethod
-    def fit(cls, features_tf: ArrayLike | Iterable[ArrayLike], min_std: float = 1e-3) -> "Normalizer":
+    def fit(
+        cls,
+        features_tf: ArrayLike | Iterable[ArrayLike],
+        min_std: float = 1e-3,
+        groups: Sequence[slice] = (),
+    ) -> "Normalizer":
         """Fits mean/std over all frames of all clips.
 
         Args:
           features_tf: [T, F] or [N, T, F] array, or an iterable of [T, F] arrays.
           min_std: floor for the standard deviation (must be > 0).
+          groups: channel slices whose channels share one std, the mean of
+            their per-channel stds (as HumanML3D normalises): a channel that
+            rarely moves is then not blown up to tens of sigmas when it does.
 
         Raises:
           ConfigError: min_std <= 0.
@@ -120,6 +128,8 @@ class Normalizer:
         if mean is None:
             raise DataError("cannot fit a normaliser on zero frames")
         std = np.sqrt(m2 / count)
+        for sl in groups:
+            std[sl] = std[sl].mean()
         clamped = int(np.sum(std < min_std))
         if clamped:
             log.info("normaliser: %d of %d channels have std < %g, clamped", clamped, width, min_std)

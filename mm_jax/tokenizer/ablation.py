@@ -18,7 +18,7 @@ from typing import Any, Callable
 from mm_jax.errors import ConfigError
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
 
-COLUMNS = ("wavelet_levels", "down_t", "mpjpe_mm", "accel_error_mm", "jitter", "jitter_gt",
+COLUMNS = ("wavelet_levels", "down_t", "mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "jitter", "jitter_gt",
            "utilisation", "perplexity")
 
 
@@ -80,7 +80,8 @@ def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: Tokenizer
         f"window {base.window}; total compression x{base.frames_per_token} held fixed "
         "(a wavelet level replaces a stride-2 block). Metrics on the test split: MPJPE and "
         "acceleration error of joints recovered from features (mm, mm/frame^2), jitter = mean jerk "
-        "(m/s^3) of reconstructions (jitter_gt: of the ground truth), FSQ utilisation and perplexity.\n\n"
+        "(m/s^3) of reconstructions (jitter_gt: of the ground truth), FSQ utilisation and perplexity. "
+        "mpjpe_local_mm subtracts the root per frame (pose error without the integrated root drift).\n\n"
         + head + body
     )
 

@@ -158,14 +158,14 @@ def evaluate(
     """Reconstruction metrics of whole sequences of ``split``.
 
     Returns:
-      mpjpe_mm, accel_error_mm, jitter (reconstructions), jitter_gt,
+      mpjpe_mm, mpjpe_local_mm, accel_error_mm, jitter (reconstructions), jitter_gt,
       utilisation and perplexity of the codes, num_sequences.
     """
     offsets, lengths = data.spans(split)
     if max_sequences is not None:
         offsets, lengths = offsets[:max_sequences], lengths[:max_sequences]
     pad_to = int(max(max(v.max() for v in data.lengths.values() if len(v)), cfg.frames_per_token))
-    sums: dict[str, float] = {"mpjpe_mm": 0.0, "accel_error_mm": 0.0, "jitter": 0.0, "jitter_gt": 0.0}
+    sums = dict.fromkeys(("mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "jitter", "jitter_gt"), 0.0)
     all_ids = []
     for i in range(0, len(offsets), EVAL_CHUNK):
         o, n = offsets[i : i + EVAL_CHUNK], lengths[i : i + EVAL_CHUNK]
@@ -176,6 +176,7 @@ def evaluate(
         gt = mfeat.joints_from_features_batch(data.normalizer.denormalize(jnp.asarray(x)))
         w = len(o)
         sums["mpjpe_mm"] += w * float(quality.mpjpe_mm(pred, gt, mask))
+        sums["mpjpe_local_mm"] += w * float(quality.mpjpe_local_mm(pred, gt, mask))
         sums["accel_error_mm"] += w * float(quality.accel_error_mm(pred, gt, mask))
         sums["jitter"] += w * float(quality.jitter(pred, mask))
         sums["jitter_gt"] += w * float(quality.jitter(gt, mask))

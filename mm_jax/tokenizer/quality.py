@@ -3,7 +3,9 @@
 All functions take joint positions in metres, ``[B, T, J, 3]``, and a frame
 mask ``[B, T]`` (True for real frames), and return plain floats:
 
-* ``mpjpe_mm``: mean per-joint position error, millimetres.
+* ``mpjpe_mm``: mean per-joint position error, millimetres, of the global
+  joints (the root trajectory is integrated, so its drift counts);
+* ``mpjpe_local_mm``: the same with the root subtracted per frame (pose only).
 * ``accel_error_mm``: mean norm of the difference of second time differences
   (accelerations) of prediction and target, mm/frame^2.
 * ``jitter``: mean norm of the third time difference (jerk) of a motion,
@@ -36,6 +38,11 @@ def _diff_mask(mask_bt: jax.Array, order: int) -> jax.Array:
 def mpjpe_mm(pred_btj3: jax.Array, gt_btj3: jax.Array, mask_bt: jax.Array) -> jax.Array:
     err = jnp.linalg.norm(pred_btj3 - gt_btj3, axis=-1).mean(-1)
     return 1000.0 * _masked_mean(err, mask_bt)
+
+
+@jax.jit
+def mpjpe_local_mm(pred_btj3: jax.Array, gt_btj3: jax.Array, mask_bt: jax.Array) -> jax.Array:
+    return mpjpe_mm(pred_btj3 - pred_btj3[..., :1, :], gt_btj3 - gt_btj3[..., :1, :], mask_bt)
 
 
 @jax.jit

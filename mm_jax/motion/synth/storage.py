@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mm_jax.errors import DataError, FormatError
-from mm_jax.motion.features import FEATURE_DIM
+from mm_jax.motion.features import FEATURE_DIM, NORMALIZER_GROUPS
 from mm_jax.motion.normalize import Normalizer
 
 FORMAT_VERSION = 1
@@ -108,7 +108,8 @@ class DatasetWriter:
         feats = np.load(self.tmp / "features.npy", mmap_mode="r")
         fit_split = "train" if split["train"] else "all"
         chosen = [r for r in self.records if fit_split == "all" or r["split"] == "train"]
-        norm = Normalizer.fit(np.asarray(feats[r["offset"] : r["offset"] + r["length"]]) for r in chosen)
+        norm = Normalizer.fit((np.asarray(feats[r["offset"] : r["offset"] + r["length"]]) for r in chosen),
+                              groups=NORMALIZER_GROUPS)
         del feats
         norm.save(self.tmp / "stats.npz")
         _freeze_npz(self.tmp / "stats.npz")

@@ -1,0 +1,283 @@
+"""Training of the text-to-motion decoder: ``run(exp_cfg, workdir, resume=, progress=)`` (stage: train).
+
+Inputs: an :class:`~mm_jax.trainer.config.ExperimentConfig` (model, train,
+pipeline, mesh and text-encoder configs, the shards directory and the
+tokenizer run) and a work directory. Outputs, in the work directory::
+
+    config.json     the experiment config (process 0)
+    metrics.jsonl   train/*, val/*, perf/* rows (process 0, via MetricsWriter)
+    tb/             the same as TensorBoard events
+    checkpoints/    orbax: train state (step, params, optimizer state), meta JSON
+                    (model / tokenizer / text-encoder identity, data stream, configs)
+                    and every process's Grain iterator state, saved together
+
+Flow: build the train (and val) pipelines, checking the shards' tokenizer
+and vocabulary identities at start-up; compile the train step once (AOT,
+in/out shardings, donated state) inside ``sharding.activation_rules(mesh)``;
+initialise the state in place, or restore the latest checkpoint with its
+iterator position (``resume=True``; a checkpoint of another model, tokenizer,
+text encoder or data stream is a ``CheckpointError``, never a silent
+re-initialisation); then loop. Each step's metrics are fetched one step late
+(so the host keeps a step queued), and every loss is checked: a NaN/inf stops
+the run with ``NonFiniteError`` naming the step and the batch's sample
+indices, before any checkpoint of the bad state is written. Resuming is
+exact: a run killed after a checkpoint and resumed reproduces the
+uninterrupted run bit for bit (CPU), since the data position, the state and
+the per-step key ``fold_in(key, step)`` are all restored.
+
+This module never imports tensorflow: shards hold token ids, and the text
+encoder runs in JAX inside the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import pathlib
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from mm_jax import configs, sharding
+from mm_jax.checkpoint import Checkpointer
+from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
+from mm_jax.metrics import MetricsWriter
+from mm_jax.pipeline import Pipeline, build_pipeline, global_batch
+from mm_jax.trainer import setup
+from mm_jax.trainer.config import ExperimentConfig
+from mm_jax.trainer.step import BATCH_KEYS, TrainState
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = False,
+        progress: Progress | None = None, writer: MetricsWriter | None = None,
+        until: int | None = None) -> dict[str, Any]:
+    """Trains the decoder to ``exp.train.steps`` (or ``until``); returns a summary dict.
+
+    Args:
+      exp: the experiment config (``exp.shards_dir`` must be set).
+      workdir: run directory (config.json, metrics.jsonl, tb/, checkpoints/).
+      resume: continue from the latest checkpoint in ``workdir`` (a fresh
+        start when there is none). Without it, a workdir that already holds
+        checkpoints is refused.
+      progress: ``progress(done, total)`` after every step.
+      writer: metrics writer; default ``MetricsWriter(workdir)`` (active on process 0).
+      until: stop after this step (saving a checkpoint there) although the
+        schedule spans ``exp.train.steps``: a job of limited time trains a
+        segment and a later ``resume=True`` call continues exactly.
+
+    Returns:
+      ``{"workdir", "start_step", "final_step", "train/loss", "train/accuracy",
+      "val/loss", "val/accuracy", "perf/tokens_per_s", "perf/compile_s",
+      "checkpoint_step"}`` (val keys only when validation ran).
+
+    Raises:
+      ConfigError: bad or inconsistent configs (batch vs mesh...).
+      DataError: missing shards, or shards of another tokenizer or vocabulary.
+      CheckpointError: a checkpoint of another run, or checkpoints present without ``resume``.
+      NonFiniteError: the loss became NaN/inf; the last good checkpoint is kept.
+    """
+    if not exp.shards_dir:
+        raise ConfigError("ExperimentConfig.shards_dir is empty: set it to a shards directory "
+                          "(`mm-jax data shards` output), e.g. --set shards_dir=runs/shards")
+    workdir = pathlib.Path(workdir).absolute()
+    mesh = sharding.make_mesh(exp.mesh)
+    text_host, weights_ident = setup.text_params(exp.text, exp.text_weights, exp.train.seed)
+    vocab = exp.text_vocab_identity or setup.vocab_identity(exp.text)
+    train_pipe = build_pipeline(exp.shards_dir, exp.pipeline, split="train",
+                                tokenizer_identity=setup.tokenizer_identity(exp),
+                                text_identity={"vocab_identity": vocab})
+    _check_text_encoder(train_pipe.manifest, exp)
+    text_ident = {"vocab_identity": vocab, "encoder": configs.to_dict(exp.text), "weights": weights_ident}
+    meta = setup.run_meta(exp, train_pipe.manifest, text_ident)
+    placement = setup.place(exp.model, exp.train, exp.pipeline, mesh)
+    ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=exp.train.keep_checkpoints,
+                        async_save=exp.train.async_checkpoint)
+    own_writer = writer is None
+    try:
+        data_iter = train_pipe.iterator()
+        state = _initial_state(exp, placement, ckpt, meta, data_iter, resume)  # before compiling: fail fast
+        start = int(jax.device_get(state.step))
+        text_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), text_host)
+        val_pipe = _val_pipeline(exp)
+        compiled = setup.compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract,
+                                       with_eval=val_pipe is not None)
+        if jax.process_index() == 0:
+            workdir.mkdir(parents=True, exist_ok=True)
+            configs.save_json(exp, workdir / "config.json")
+            _truncate_metrics(workdir / "metrics.jsonl", start)
+        writer = writer if writer is not None else MetricsWriter(workdir)
+        loop = _Loop(exp=exp, placement=placement, compiled=compiled, ckpt=ckpt, meta=meta, data_iter=data_iter,
+                     val_pipe=val_pipe, text_params=setup.replicate(text_host, mesh),
+                     key=setup.replicated_key(exp.train.seed, mesh), writer=writer, progress=progress)
+        summary = loop.run(state, start, exp.train.steps if until is None else min(until, exp.train.steps))
+    finally:
+        ckpt.close()
+        if own_writer and writer is not None:
+            writer.close()
+    summary.update({"workdir": str(workdir), "perf/compile_s": compiled.compile_s,
+                    "checkpoint_step": ckpt.latest_step()})
+    return summary
+
+
+def _check_text_encoder(manifest: dict[str, Any], exp: ExperimentConfig) -> None:
+    """The shards' text stage must name the same encoder (the budget S may differ)."""
+    ident = str(manifest["text"].get("config_identity", ""))
+    if not ident.startswith(f"{exp.text.name}/"):
+        raise DataError(f"shards in {exp.shards_dir} were tokenized for text encoder {ident!r}, "
+                        f"not {exp.text.name!r}")
+
+
+def _val_pipeline(exp: ExperimentConfig) -> Pipeline | None:
+    """The val split's pipeline (no text dropout, one process-local slice), or None."""
+    if exp.train.val_every == 0:
+        return None
+    cfg = dataclasses.replace(exp.pipeline, text_dropout=0.0, num_epochs=None, worker_count=0)
+    try:
+        return build_pipeline(exp.shards_dir, cfg, split="val")
+    except (DataError, ConfigError) as e:
+        log.warning("validation disabled: %s", e)
+        return None
+
+
+def _initial_state(exp: ExperimentConfig, placement: setup.Placement, ckpt: Checkpointer, meta: dict[str, Any],
+                   data_iter: Any, resume: bool) -> TrainState:
+    """A fresh state, or the latest checkpoint (with the iterator's position) when resuming."""
+    latest = ckpt.latest_step()
+    if latest is not None and not resume:
+        raise CheckpointError(f"{ckpt.directory} already holds checkpoints (latest step {latest}); "
+                              "resume=True (--resume) continues the run, or use a new workdir")
+    if latest is None:
+        if resume:
+            log.info("no checkpoint in %s: starting from scratch", ckpt.directory)
+        return setup.init_state(exp.model, placement, key=setup.init_key(exp.train.seed))
+    step, tree, _ = ckpt.restore(placement.abstract_state.to_dict(), expected_meta=setup.checked_meta(meta),
+                                 data_iter=data_iter)
+    log.info("resumed from step %d of %s", step, ckpt.directory)
+    return TrainState.from_dict(tree)
+
+
+def _truncate_metrics(path: pathlib.Path, step: int) -> None:
+    """Drops rows after ``step`` (left by a killed run) so a resumed run's history has no duplicates."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(rows):
+        log.info("dropping %d metric rows after step %d from %s", len(rows) - len(kept), step, path)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class _Window:
+    """Host-side train metrics since the last log row."""
+
+    rows: list = dataclasses.field(default_factory=list)
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def summary(self, positions_per_step: int) -> dict[str, float]:
+        n, dt = len(self.rows), time.perf_counter() - self.t0
+        mean = {k: float(np.mean([r[k] for r in self.rows])) for k in ("loss", "accuracy", "grad_norm")}
+        targets = sum(r["tokens"] for r in self.rows)
+        return {"train/loss": mean["loss"], "train/accuracy": mean["accuracy"],
+                "train/grad_norm": mean["grad_norm"], "train/lr": self.rows[-1]["lr"],
+                "train/param_norm": self.rows[-1]["param_norm"],
+                "perf/step_time_s": dt / n, "perf/tokens_per_s": positions_per_step * n / dt,
+                "perf/target_tokens_per_s": targets / dt}
+
+
+@dataclasses.dataclass(kw_only=True)
+class _Loop:
+    """The step loop of :func:`run` (state lives in :meth:`run`'s locals, not here)."""
+
+    exp: ExperimentConfig
+    placement: setup.Placement
+    compiled: setup.Compiled
+    ckpt: Checkpointer
+    meta: dict[str, Any]
+    data_iter: Any
+    val_pipe: Pipeline | None
+    text_params: Any
+    key: jax.Array
+    writer: MetricsWriter
+    progress: Progress | None
+
+    def run(self, state: TrainState, start: int, stop: int) -> dict[str, Any]:
+        cfg, total = self.exp.train, self.exp.train.steps
+        positions = self.exp.pipeline.global_batch_size * (self.exp.pipeline.max_text_tokens
+                                                           + self.exp.pipeline.max_motion_tokens)
+        window, pending, summary, rates = _Window(), None, {}, []
+        for done in range(start + 1, stop + 1):
+            local = self._next_batch(done)
+            batch = global_batch({k: local[k] for k in BATCH_KEYS}, self.placement.mesh,
+                                 self.placement.batch_sharding)
+            state, metrics = self.compiled.train_step(state, batch, self.key, self.text_params)
+            if pending is not None:
+                window.rows.append(self._fetch(*pending))
+            pending = (done, metrics, np.asarray(local["sample_index"]))
+            is_val = self.val_pipe is not None and cfg.val_every and done % cfg.val_every == 0
+            is_ckpt = done % cfg.ckpt_every == 0 or done == stop
+            if done % cfg.log_every == 0 or done == stop or is_val or is_ckpt:
+                window.rows.append(self._fetch(*pending))
+                pending = None
+            if (done % cfg.log_every == 0 or done == stop) and window.rows:
+                row = window.summary(positions)
+                rates.append(row["perf/tokens_per_s"])
+                summary.update(row)
+                self.writer.write(done, row)
+                window = _Window()
+            if is_val or (done == total and self.val_pipe is not None):
+                summary.update(self._validate(state.params))
+                self.writer.write(done, {k: summary[k] for k in ("val/loss", "val/accuracy")})
+            if is_ckpt:
+                self.ckpt.save(done, state.to_dict(), self.meta, data_iter=self.data_iter)
+            if is_val or is_ckpt:
+                window.t0 = time.perf_counter()  # time steps, not validation or saving
+            if self.progress is not None:
+                self.progress(done, total)
+        summary = {k: v for k, v in summary.items() if k.startswith(("train/", "val/"))}
+        return {**summary, "start_step": start, "final_step": max(start, stop),
+                "perf/tokens_per_s": float(np.median(rates)) if rates else float("nan")}
+
+    def _next_batch(self, step: int) -> dict[str, np.ndarray]:
+        try:
+            return next(self.data_iter)
+        except StopIteration:
+            raise DataError(f"the train split ran out of batches before step {step}: pipeline.num_epochs="
+                            f"{self.exp.pipeline.num_epochs}; use num_epochs=None or fewer steps") from None
+
+    def _fetch(self, step: int, metrics: dict[str, jax.Array], sample_index: np.ndarray) -> dict[str, float]:
+        """Host metrics of ``step``; NonFiniteError (before any save of that state) on a NaN/inf."""
+        host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        watched = {k: host[k] for k in ("loss", "grad_norm", "param_norm")}
+        if not all(math.isfinite(v) for v in watched.values()):
+            self.ckpt.wait()
+            raise NonFiniteError(
+                f"non-finite training at step {step}: {watched}; batch sample indices "
+                f"{sample_index.tolist()} (process {jax.process_index()}); the state of step {step} was not "
+                f"saved; the last good checkpoint is step {self.ckpt.latest_step()} in {self.ckpt.directory}")
+        return host
+
+    def _validate(self, params: Any) -> dict[str, float]:
+        """Token-mean loss and accuracy over ``val_batches`` fixed batches of the val split."""
+        it = self.val_pipe.iterator()
+        sums = None
+        for _ in range(self.exp.train.val_batches):
+            local = next(it)
+            batch = global_batch({k: local[k] for k in BATCH_KEYS}, self.placement.mesh,
+                                 self.placement.batch_sharding)
+            out = self.compiled.eval_step(params, batch, self.text_params)
+            sums = out if sums is None else jax.tree.map(lambda a, b: a + b, sums, out)
+        host = {k: float(v) for k, v in jax.device_get(sums).items()}
+        denom = max(host["tokens"], 1.0)
+        return {"val/loss": host["nll"] / denom, "val/accuracy": host["correct"] / denom}

@@ -1,0 +1,159 @@
+"""The wavelet FSQ tokenizer: architecture, training, resume, metrics, encoding, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mm_jax.errors import CheckpointError, ConfigError, DataError, ShapeError
+from mm_jax.tokenizer import PRESETS, TokenizerConfig
+from mm_jax.tokenizer import model as tmodel
+from mm_jax.tokenizer import quality
+from mm_jax.tokenizer.ablation import variants
+from mm_jax.tokenizer.artifact import encode_dataset, encode_sequences, evaluate, load_tokenizer, open_motion_data
+
+TINY_M, TINY_T = PRESETS["tiny"]
+
+
+@pytest.mark.parametrize("levels,down", [(0, 2), (1, 1), (2, 0)])
+def test_every_wavelet_split_gives_the_same_token_rate(levels, down):
+    cfg = dataclasses.replace(TINY_M, feature_dim=13, wavelet_levels=levels, down_t=down, window=32)
+    params = tmodel.init_params(cfg, key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (3, 32, 13))
+    x_hat, ids = tmodel.reconstruct(params, x, cfg)
+    assert x_hat.shape == (3, 32, 13) and ids.shape == (3, 8)
+    assert ids.dtype == jnp.int32 and int(ids.min()) >= 0 and int(ids.max()) < cfg.codebook_size
+    # encode/decode are the two halves of reconstruct
+    np.testing.assert_array_equal(tmodel.encode(params, x, cfg), ids)
+    np.testing.assert_allclose(tmodel.decode(params, ids, cfg), x_hat, atol=1e-5)
+
+
+def test_ablation_variants_hold_compression_and_reject_too_deep():
+    base = dataclasses.replace(TINY_M, wavelet_levels=1, down_t=1)
+    got = [(c.wavelet_levels, c.down_t, c.frames_per_token) for c in variants(base, (0, 1, 2))]
+    assert got == [(0, 2, 4), (1, 1, 4), (2, 0, 4)]
+    with pytest.raises(ConfigError, match="wavelet_levels=3"):
+        variants(base, (3,))
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="window=30"):
+        TokenizerConfig(window=30, wavelet_levels=1, down_t=1)
+    with pytest.raises(ConfigError):
+        TokenizerConfig(fsq_levels=(8, 1))
+
+
+def test_check_input_names_the_problem():
+    with pytest.raises(ShapeError, match="272"):
+        tmodel.check_input(jnp.zeros((1, 32, 271)), TINY_M)
+    with pytest.raises(ShapeError, match="downsampling window 4"):
+        tmodel.check_input(jnp.zeros((1, 2, 272)), TINY_M)
+
+
+def test_quality_metrics_known_answers():
+    rng = np.random.default_rng(0)
+    gt = jnp.asarray(rng.normal(size=(2, 20, 22, 3)), jnp.float32)
+    mask = jnp.ones((2, 20), bool)
+    assert float(quality.mpjpe_mm(gt, gt, mask)) == 0.0
+    shifted = gt + jnp.asarray([0.01, 0.0, 0.0])
+    np.testing.assert_allclose(float(quality.mpjpe_mm(shifted, gt, mask)), 10.0, rtol=1e-4)
+    assert float(quality.accel_error_mm(shifted, gt, mask)) < 1e-3  # a constant offset has no accel.
+    t = jnp.arange(20, dtype=jnp.float32)[None, :, None, None]
+    uniform = jnp.broadcast_to(t * 0.05, (2, 20, 22, 3))  # constant velocity: zero jerk
+    assert float(quality.jitter(uniform, mask)) < 1e-2
+    cubic = jnp.broadcast_to((t / 30.0) ** 3, (2, 20, 22, 3))  # x = t^3 (s): jerk 6 m/s^3 per axis
+    np.testing.assert_allclose(float(quality.jitter(cubic, mask)), 6.0 * np.sqrt(3), rtol=1e-2)
+    # masked frames do not count
+    half = mask.at[:, 10:].set(False)
+    spoiled = shifted.at[:, 10:].add(5.0)
+    np.testing.assert_allclose(float(quality.mpjpe_mm(spoiled, gt, half)), 10.0, rtol=1e-4)
+
+
+def _cfgs(steps, **kw):
+    return TINY_M, dataclasses.replace(TINY_T, steps=steps, log_every=2, val_every=steps, **kw)
+
+
+def test_training_reduces_loss_and_resume_is_exact(tiny_dataset, tmp_path):
+    from mm_jax.metrics import read_metrics
+    from mm_jax.tokenizer.train import train
+
+    mcfg, tcfg = _cfgs(12, ckpt_every=6)
+    train(mcfg, tcfg, tiny_dataset, tmp_path / "full")
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / "full") if "train/loss" in r]
+    assert losses[-1] < losses[0]
+
+    def stop_at_6(done, total):
+        if done == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(mcfg, tcfg, tiny_dataset, tmp_path / "split", progress=stop_at_6)
+    with pytest.raises(CheckpointError, match="resume"):
+        train(mcfg, tcfg, tiny_dataset, tmp_path / "split")  # never silently restarts
+    train(mcfg, tcfg, tiny_dataset, tmp_path / "split", resume=True)
+    a, b = load_tokenizer(tmp_path / "full"), load_tokenizer(tmp_path / "split")
+    assert a.step == b.step == 12
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_mismatched_run_directory_is_a_named_error(tiny_tokenizer, tiny_dataset):
+    from mm_jax.tokenizer.train import train
+
+    other = dataclasses.replace(TINY_M, width=48)
+    with pytest.raises(CheckpointError, match="another config"):
+        train(other, TINY_T, tiny_dataset, tiny_tokenizer, resume=True)
+    cfg_path = tiny_tokenizer / "tokenizer.json"
+    saved = cfg_path.read_text()
+    try:
+        meta = json.loads(saved)
+        meta["config"]["width"] = 48
+        cfg_path.write_text(json.dumps(meta))
+        with pytest.raises(CheckpointError):
+            load_tokenizer(tiny_tokenizer)
+    finally:
+        cfg_path.write_text(saved)
+
+
+def test_evaluate_and_encode(tiny_tokenizer, tiny_dataset, tmp_path):
+    tok = load_tokenizer(tiny_tokenizer)
+    data = open_motion_data(tiny_dataset)
+    m = evaluate(tok.params, tok.cfg, data, split="val")
+    assert m["num_sequences"] == len(data.spans("val")[0])
+    assert 0 < m["utilisation"] <= 1 and m["perplexity"] >= 1 and m["mpjpe_mm"] > 0
+    assert m["jitter_gt"] > 0
+    out = encode_dataset(tiny_tokenizer, tiny_dataset, tmp_path / "tokens.npz")
+    z = np.load(tmp_path / "tokens.npz")
+    from mm_jax.motion.synth import load_dataset
+
+    ds = load_dataset(tiny_dataset)
+    frames = np.asarray([ds.record(i)["length"] for i in z["ids"]])
+    np.testing.assert_array_equal(z["lengths"], -(-frames // tok.cfg.frames_per_token))
+    assert out["sequences"] == len(ds) and z["tokens"].max() < tok.cfg.codebook_size
+
+
+def test_encode_rejects_bad_sequences(tiny_tokenizer):
+    tok = load_tokenizer(tiny_tokenizer)
+    good = np.zeros((40, 272), np.float32)
+    with pytest.raises(ShapeError, match="feature width 271"):
+        encode_sequences(tok, [good[:, :271]], pad_to=64)
+    bad = good.copy()
+    bad[3, 7] = np.nan
+    with pytest.raises(DataError, match="sequence 1 contains NaN"):
+        encode_sequences(tok, [good, bad], pad_to=64)
+    with pytest.raises(ShapeError, match="shorter than the downsampling window"):
+        encode_sequences(tok, [good[:2]], pad_to=64)
+
+
+def test_local_mpjpe_ignores_root_drift():
+    rng = np.random.default_rng(1)
+    gt = jnp.asarray(rng.normal(size=(1, 9, 22, 3)), jnp.float32)
+    drift = gt + jnp.linspace(0, 1, 9)[None, :, None, None]  # the whole body drifts away
+    mask = jnp.ones((1, 9), bool)
+    assert float(quality.mpjpe_mm(drift, gt, mask)) > 100
+    assert float(quality.mpjpe_local_mm(drift, gt, mask)) < 1e-3
