@@ -2,8 +2,8 @@
 
 ``run_demo(cfg, out_dir)`` is what ``make demo`` runs: synthesise a dataset,
 summarise it, render samples, train the wavelet FSQ tokenizer, measure its
-reconstruction on the test split and render reconstructions beside their
-originals. Every stage writes into ``out_dir`` and is skipped when its
+reconstruction on the test split, render reconstructions beside their
+originals, and pre-tokenize every split into ArrayRecord shards. Every stage writes into ``out_dir`` and is skipped when its
 output is already complete, so an interrupted demo continues where it
 stopped.
 """
@@ -35,6 +35,8 @@ class DemoConfig:
     num_renders: int = 3
     tokenizer_preset: str = "small"
     tokenizer_steps: int = 1500
+    text_max_tokens: int = 64
+    shards_per_split: int = 4
 
 
 PRESETS: dict[str, DemoConfig] = {
@@ -118,6 +120,21 @@ def _stage_reconstructions(data_dir: pathlib.Path, tok_dir: pathlib.Path, out: p
     return metrics, paths
 
 
+def _stage_shards(cfg: DemoConfig, data_dir: pathlib.Path, tok_dir: pathlib.Path, out: pathlib.Path,
+                  progress: ProgressFactory) -> dict[str, Any]:
+    from mm_jax.motion.synth import load_dataset
+    from mm_jax.shards import write_shards
+
+    ds = load_dataset(data_dir)
+    manifest: dict[str, Any] = {}
+    for split in ("train", "val", "test"):
+        n = max(1, min(cfg.shards_per_split, len(ds.ids(split))))
+        with progress(f"shards ({split})", unit="rec") as bar:
+            manifest = write_shards(ds, tok_dir, out / "shards", split=split, num_shards=n,
+                                    text_max_tokens=cfg.text_max_tokens, progress=bar)
+    return {s: {k: v for k, v in e.items() if k != "shards"} for s, e in manifest.get("splits", {}).items()}
+
+
 def run_demo(
     cfg: DemoConfig,
     out_dir: str | pathlib.Path,
@@ -132,17 +149,19 @@ def run_demo(
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configs.save_json(cfg, out / "demo_config.json")
-    report(f"[1/4] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
+    report(f"[1/5] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
     data_dir = _stage_data(cfg, out, progress)
     stats = dataset_statistics(load_dataset(data_dir))
     report("dataset statistics:\n" + json.dumps(stats, indent=2))
-    report(f"[2/4] rendering {cfg.num_renders} samples -> {out / 'renders'}")
+    report(f"[2/5] rendering {cfg.num_renders} samples -> {out / 'renders'}")
     renders = _stage_renders(data_dir, out, cfg.num_renders)
-    report(f"[3/4] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
+    report(f"[3/5] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
     tok_dir = _stage_tokenizer(cfg, data_dir, out, progress)
-    report("[4/4] tokenizer reconstruction on the test split, side-by-side renders")
+    report("[4/5] tokenizer reconstruction on the test split, side-by-side renders")
     metrics, recon = _stage_reconstructions(data_dir, tok_dir, out, cfg.num_renders)
+    report(f"[5/5] pre-tokenizing into ArrayRecord shards -> {out / 'shards'}")
+    shards = _stage_shards(cfg, data_dir, tok_dir, out, progress)
     summary = {"data": str(data_dir), "dataset": stats, "renders": renders + recon,
-               "tokenizer": str(tok_dir), "tokenizer_test_metrics": metrics}
+               "tokenizer": str(tok_dir), "tokenizer_test_metrics": metrics, "shards": shards}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

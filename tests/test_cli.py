@@ -1,0 +1,73 @@
+"""The mm-jax command line: help, named errors with exit code 2, and the demo end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mm_jax.cli import build_parser, main
+
+COMMANDS = ("data", "render", "compare", "tokenizer", "demo")
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in COMMANDS:
+        assert cmd in out
+    for group, subs in (("data", ("synth", "import-bvh", "export-bvh", "tokenize", "inspect")),
+                        ("tokenizer", ("train", "eval", "encode", "ablate"))):
+        with pytest.raises(SystemExit):
+            main([group, "--help"])
+        out = capsys.readouterr().out
+        assert all(s in out for s in subs)
+
+
+def test_bad_input_is_a_named_error_with_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((10, 271), np.float32))
+    assert main(["render", str(bad), "--out", str(tmp_path / "x.gif")]) == 2
+    assert "ShapeError" in capsys.readouterr().err
+    nan = tmp_path / "nan.npy"
+    arr = np.zeros((10, 272), np.float32)
+    arr[4, 9] = np.nan
+    np.save(nan, arr)
+    assert main(["data", "export-bvh", str(nan), str(tmp_path / "x.bvh")]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--set", "nmu=3"]) == 2
+    assert "unknown SynthConfig key 'nmu'" in capsys.readouterr().err
+
+
+def test_render_and_export_from_a_dataset(tiny_dataset, tmp_path, capsys):
+    assert main(["render", f"{tiny_dataset}:0", "--out", str(tmp_path / "s.png"), "--strip", "3"]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    assert main(["data", "export-bvh", f"{tiny_dataset}:0", str(tmp_path / "m.bvh")]) == 0
+    assert (tmp_path / "m.bvh").read_text().startswith("HIERARCHY")
+    capsys.readouterr()
+    assert main(["data", "stats", str(tiny_dataset)]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["sequences"] == 64
+
+
+def test_parser_imports_no_heavy_libraries():
+    import subprocess
+    import sys
+
+    code = "import sys; from mm_jax.cli import build_parser; build_parser(); " \
+           "print(sorted(m for m in ('jax', 'tensorflow', 'grain') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_smoke_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--preset", "smoke", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"] and summary["tokenizer_test_metrics"]["num_sequences"] > 0
+    assert all((out / "renders" / name).exists() for name in ("sample_0.gif", "reconstruction_0.gif"))
+    assert main(["demo", "--preset", "smoke", "--out", str(out)]) == 0  # resumes, skips done stages
