@@ -39,6 +39,10 @@ def test_ablation_variants_hold_compression_and_reject_too_deep():
     assert got == [(0, 2, 4), (1, 1, 4), (2, 0, 4)]
     with pytest.raises(ConfigError, match="wavelet_levels=3"):
         variants(base, (3,))
+    held = [(c.wavelet_levels, c.down_t, c.frames_per_token) for c in variants(base, (0, 1, 2), "encoder")]
+    assert held == [(0, 1, 2), (1, 1, 4), (2, 1, 8)]
+    with pytest.raises(ConfigError, match="hold='tokens'"):
+        variants(base, (0,), "tokens")
 
 
 def test_config_rejects_bad_values():

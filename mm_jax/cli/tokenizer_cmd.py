@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="small")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--levels", default="0,1,2")
+    p.add_argument("--hold", default="compression", choices=("compression", "encoder"),
+                   help="keep the token rate fixed (a level replaces a down block) or the encoder fixed")
     p.set_defaults(handler=_ablate)
 
 
@@ -90,7 +92,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
     mcfg, tcfg = _configs(args)
     levels = tuple(int(x) for x in args.levels.split(","))
-    rows = run_ablation(mcfg, tcfg, args.data, args.out, levels=levels, runs_dir=args.runs,
+    rows = run_ablation(mcfg, tcfg, args.data, args.out, levels=levels, hold=args.hold, runs_dir=args.runs,
                         progress_factory=progress_bar)
     for r in rows:
         print(json.dumps({k: r[k] for k in ("wavelet_levels", "mpjpe_mm", "accel_error_mm", "jitter",

@@ -22,8 +22,20 @@ COLUMNS = ("wavelet_levels", "down_t", "mpjpe_mm", "mpjpe_local_mm", "accel_erro
            "utilisation", "perplexity")
 
 
-def variants(base: TokenizerConfig, levels: tuple[int, ...]) -> list[TokenizerConfig]:
-    """One config per wavelet level count, with the same total compression."""
+HOLDS = ("compression", "encoder")
+
+
+def variants(base: TokenizerConfig, levels: tuple[int, ...], hold: str = "compression") -> list[TokenizerConfig]:
+    """One config per wavelet level count.
+
+    ``hold="compression"`` keeps ``wavelet_levels + down_t`` (the token rate)
+    fixed; ``hold="encoder"`` keeps the encoder's ``down_t`` fixed and adds
+    the wavelet on top, so each level halves the token rate as well.
+    """
+    if hold not in HOLDS:
+        raise ConfigError(f"hold={hold!r} is not one of {HOLDS}")
+    if hold == "encoder":  # the window must divide by the largest compression (TokenizerConfig checks)
+        return [dataclasses.replace(base, wavelet_levels=lv) for lv in levels]
     total = base.wavelet_levels + base.down_t
     out = []
     for lv in levels:
@@ -42,19 +54,25 @@ def run_ablation(
     out_dir: str | pathlib.Path,
     *,
     levels: tuple[int, ...] = (0, 1, 2),
+    hold: str = "compression",
     runs_dir: str | pathlib.Path | None = None,
     progress_factory: Callable[..., Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Trains and evaluates each variant; returns the table rows."""
+    """Trains and evaluates each variant; returns the table rows.
+
+    Results go to ``tokenizer_ablation.*`` (``hold="compression"``) or
+    ``tokenizer_ablation_hold_encoder.*``.
+    """
     from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
     from mm_jax.tokenizer.train import train
 
     out_dir = pathlib.Path(out_dir)
-    runs_dir = pathlib.Path(runs_dir or out_dir / "tokenizer_ablation_runs")
+    stem = "tokenizer_ablation" if hold == "compression" else f"tokenizer_ablation_hold_{hold}"
+    runs_dir = pathlib.Path(runs_dir or out_dir / f"{stem}_runs")
     data = open_motion_data(data_dir)
     rows = []
-    for cfg in variants(base, levels):
-        run = runs_dir / f"wavelet{cfg.wavelet_levels}"
+    for cfg in variants(base, levels, hold):
+        run = runs_dir / f"wavelet{cfg.wavelet_levels}_down{cfg.down_t}"
         if progress_factory is None:
             train(cfg, tcfg, data_dir, run, resume=True)
         else:
@@ -63,12 +81,12 @@ def run_ablation(
         tok = load_tokenizer(run)
         m = evaluate(tok.params, tok.cfg, data, split="test")
         rows.append({"wavelet_levels": cfg.wavelet_levels, "down_t": cfg.down_t, **m, "steps": tcfg.steps,
-                     "run": str(run)})
-    write_results(rows, base, tcfg, out_dir)
+                     "frames_per_token": cfg.frames_per_token, "window": cfg.window, "run": str(run)})
+    write_results(rows, base, tcfg, out_dir, stem=stem, hold=hold)
     return rows
 
 
-def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig) -> str:
+def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig, hold: str) -> str:
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     body = ""
     for r in rows:
@@ -77,8 +95,11 @@ def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: Tokenizer
     return (
         "# Tokenizer wavelet ablation\n\n"
         f"Same data, seed {tcfg.seed}, {tcfg.steps} steps, batch {tcfg.batch_size}, width {base.width}, "
-        f"window {base.window}; total compression x{base.frames_per_token} held fixed "
-        "(a wavelet level replaces a stride-2 block). Metrics on the test split: MPJPE and "
+        f"window {rows[0].get('window', base.window)}; "
+        + (f"total compression x{base.frames_per_token} held fixed (a wavelet level replaces a stride-2 block)."
+           if hold == "compression" else
+           f"encoder held fixed (down_t={base.down_t}); each wavelet level also halves the token rate.")
+        + " Metrics on the test split: MPJPE and "
         "acceleration error of joints recovered from features (mm, mm/frame^2), jitter = mean jerk "
         "(m/s^3) of reconstructions (jitter_gt: of the ground truth), FSQ utilisation and perplexity. "
         "mpjpe_local_mm subtracts the root per frame (pose error without the integrated root drift).\n\n"
@@ -87,16 +108,16 @@ def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: Tokenizer
 
 
 def write_results(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig,
-                  out_dir: pathlib.Path) -> None:
-    """tokenizer_ablation.json / .md / .png."""
+                  out_dir: pathlib.Path, *, stem: str = "tokenizer_ablation", hold: str = "compression") -> None:
+    """STEM.json / .md / .png."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     del matplotlib
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "tokenizer_ablation.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out_dir / "tokenizer_ablation.md").write_text(_markdown(rows, base, tcfg))
+    (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out_dir / f"{stem}.md").write_text(_markdown(rows, base, tcfg, hold))
     fig = Figure(figsize=(12, 3.2))
     FigureCanvasAgg(fig)
     lv = [r["wavelet_levels"] for r in rows]
@@ -111,4 +132,4 @@ def write_results(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: Token
         ax.set_xlabel("wavelet levels")
         ax.set_title(label, fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_dir / "tokenizer_ablation.png", dpi=110)
+    fig.savefig(out_dir / f"{stem}.png", dpi=110)
