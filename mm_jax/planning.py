@@ -43,7 +43,8 @@ def _mesh_sizes(mesh: Any) -> dict[str, int]:
     return sizes
 
 
-def run_plan(model_preset: str, mesh: Any, batch: int, seq: int | None = None, device: str | float | None = None,
+def run_plan(model_preset: str, mesh: Any, batch: int, seq: int | None = None,
+             device: str | float | None = None,
              *, optimizer: str = "adamw", headroom: float = 0.9, overrides: Mapping[str, Any] | None = None,
              timeout: float = 600.0) -> dict[str, Any]:
     """Plans one train step of ``model_preset`` on ``mesh`` in a subprocess.
@@ -71,7 +72,8 @@ def run_plan(model_preset: str, mesh: Any, batch: int, seq: int | None = None, d
     request = {"model_preset": model_preset, "mesh": sizes, "batch": batch, "seq": seq, "device": device,
                "optimizer": optimizer, "headroom": headroom, "overrides": dict(overrides or {})}
     n = math.prod(sizes.values())
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "force_host_platform_device_count" not in f]
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if "force_host_platform_device_count" not in f]
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": " ".join(flags + [f"--xla_force_host_platform_device_count={n}"])}
     try:
@@ -105,7 +107,8 @@ def _plan(request: dict[str, Any]) -> dict[str, Any]:
     result.update(model_preset=request["model_preset"], batch=request["batch"],
                   seq=request["seq"] or cfg.block_size)
     if request["device"] is not None:
-        result.update(device=request["device"], fits=plan.fits(result, request["device"], request["headroom"]))
+        fits = plan.fits(result, request["device"], request["headroom"])
+        result.update(device=request["device"], fits=fits)
     return result
 
 

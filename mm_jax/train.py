@@ -69,7 +69,8 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
         start when there is none). Without it, a workdir that already holds
         checkpoints is refused.
       progress: ``progress(done, total)`` after every step.
-      writer: metrics writer; default ``MetricsWriter(workdir)`` (active on process 0).
+      writer: metrics writer; default ``MetricsWriter(workdir)`` (active on process 0),
+        after dropping rows past the restored step that a killed run left behind.
       until: stop after this step (saving a checkpoint there) although the
         schedule spans ``exp.train.steps``: a job of limited time trains a
         segment and a later ``resume=True`` call continues exactly.
@@ -113,9 +114,11 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
         if jax.process_index() == 0:
             workdir.mkdir(parents=True, exist_ok=True)
             configs.save_json(exp, workdir / "config.json")
-            _truncate_metrics(workdir / "metrics.jsonl", start)
+            if own_writer:  # a caller's open writer keeps its file; the caller owns its history
+                _truncate_metrics(workdir / "metrics.jsonl", start)
         writer = writer if writer is not None else MetricsWriter(workdir)
-        loop = _Loop(exp=exp, placement=placement, compiled=compiled, ckpt=ckpt, meta=meta, data_iter=data_iter,
+        loop = _Loop(exp=exp, placement=placement, compiled=compiled, ckpt=ckpt, meta=meta,
+                     data_iter=data_iter,
                      val_pipe=val_pipe, text_params=setup.replicate(text_host, mesh),
                      key=setup.replicated_key(exp.train.seed, mesh), writer=writer, progress=progress)
         summary = loop.run(state, start, exp.train.steps if until is None else min(until, exp.train.steps))
@@ -148,8 +151,8 @@ def _val_pipeline(exp: ExperimentConfig) -> Pipeline | None:
         return None
 
 
-def _initial_state(exp: ExperimentConfig, placement: setup.Placement, ckpt: Checkpointer, meta: dict[str, Any],
-                   data_iter: Any, resume: bool) -> TrainState:
+def _initial_state(exp: ExperimentConfig, placement: setup.Placement, ckpt: Checkpointer,
+                   meta: dict[str, Any], data_iter: Any, resume: bool) -> TrainState:
     """A fresh state, or the latest checkpoint (with the iterator's position) when resuming."""
     latest = ckpt.latest_step()
     if latest is not None and not resume:

@@ -11,6 +11,7 @@ Modules:
           text-encoder params and the identities checked against shards and checkpoints.
 """
 
-from mm_jax.trainer.config import PRESETS, TRAIN_PRESETS, ExperimentConfig, TrainConfig, apply_overrides, preset
+from mm_jax.trainer.config import (PRESETS, TRAIN_PRESETS, ExperimentConfig, TrainConfig, apply_overrides,
+                                   preset)
 
 __all__ = ["PRESETS", "TRAIN_PRESETS", "ExperimentConfig", "TrainConfig", "apply_overrides", "preset"]

@@ -73,7 +73,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "grad_accum_steps", "log_every", "ckpt_every", "keep_checkpoints", "val_batches"):
+        for name in ("steps", "grad_accum_steps", "log_every", "ckpt_every", "keep_checkpoints",
+                     "val_batches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"TrainConfig.{name}={value!r} must be a positive int")
@@ -88,7 +89,8 @@ class TrainConfig:
         if self.weight_decay < 0:
             raise ConfigError(f"TrainConfig.weight_decay={self.weight_decay!r} must be >= 0")
         if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0 and self.eps > 0):
-            raise ConfigError(f"TrainConfig b1={self.b1}, b2={self.b2} must be in [0, 1) and eps={self.eps} > 0")
+            raise ConfigError(f"TrainConfig b1={self.b1}, b2={self.b2} must be in [0, 1) "
+                              f"and eps={self.eps} > 0")
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -141,8 +143,8 @@ class ExperimentConfig:
             raise ConfigError(f"pipeline.max_text_tokens={self.pipeline.max_text_tokens} exceeds the text "
                               f"encoder's {self.text.max_positions} positions")
         if self.pipeline.global_batch_size % self.train.grad_accum_steps:
-            raise ConfigError(f"pipeline.global_batch_size={self.pipeline.global_batch_size} is not divisible "
-                              f"by train.grad_accum_steps={self.train.grad_accum_steps}")
+            raise ConfigError(f"pipeline.global_batch_size={self.pipeline.global_batch_size} is not "
+                              f"divisible by train.grad_accum_steps={self.train.grad_accum_steps}")
 
 
 def _experiment(model: str, train: str, pipeline: str, mesh: MeshConfig) -> ExperimentConfig:
@@ -184,7 +186,8 @@ def apply_overrides(cfg: ExperimentConfig, overrides: Sequence[str]) -> Experime
         if "." in key:
             section, rest = item.split(".", 1)
             if section not in _SECTIONS:
-                raise ConfigError(f"override {item!r}: unknown section {section!r}; valid: {', '.join(_SECTIONS)}")
+                raise ConfigError(f"override {item!r}: unknown section {section!r}; "
+                                  f"valid: {', '.join(_SECTIONS)}")
             sections.setdefault(section, []).append(rest)
         else:
             top.append(item)

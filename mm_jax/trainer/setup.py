@@ -104,8 +104,8 @@ def place(model_cfg: ModelConfig, train_cfg: TrainConfig, pipe_cfg: PipelineConf
                      batch_sharding=sharding.batch_sharding(mesh, pipe_cfg.global_batch_size))
 
 
-def compile_steps(model_cfg: ModelConfig, train_cfg: TrainConfig, pipe_cfg: PipelineConfig, placement: Placement,
-                  text_abstract: Any, *, with_eval: bool = True) -> Compiled:
+def compile_steps(model_cfg: ModelConfig, train_cfg: TrainConfig, pipe_cfg: PipelineConfig,
+                  placement: Placement, text_abstract: Any, *, with_eval: bool = True) -> Compiled:
     """Jits the train step (donating the state) and the eval step once and compiles them (AOT)."""
     mesh, st_sh, batch_sh = placement.mesh, placement.state_shardings, placement.batch_sharding
     rep = sharding.replicated(mesh)
@@ -115,13 +115,15 @@ def compile_steps(model_cfg: ModelConfig, train_cfg: TrainConfig, pipe_cfg: Pipe
     key_sds = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=rep)
     text_sds = sharding.abstract_with_shardings(text_abstract, text_sh)
     train_jit = jax.jit(make_train_step(model_cfg, train_cfg, placement.opt),
-                        in_shardings=(st_sh, batch_in, rep, text_sh), out_shardings=(st_sh, rep), donate_argnums=0)
+                        in_shardings=(st_sh, batch_in, rep, text_sh), out_shardings=(st_sh, rep),
+                        donate_argnums=0)
     eval_jit = jax.jit(make_eval_step(model_cfg), in_shardings=(st_sh.params, batch_in, text_sh),
                        out_shardings=rep)
     t0 = time.perf_counter()
     with sharding.activation_rules(mesh):
         train_c = train_jit.lower(placement.abstract_state, batch, key_sds, text_sds).compile()
-        eval_c = eval_jit.lower(placement.abstract_state.params, batch, text_sds).compile() if with_eval else None
+        eval_c = (eval_jit.lower(placement.abstract_state.params, batch, text_sds).compile()
+                  if with_eval else None)
     compile_s = time.perf_counter() - t0
     log.info("compiled the train and eval steps in %.1f s", compile_s)
     return Compiled(train_step=train_c, eval_step=eval_c, compile_s=compile_s)
@@ -199,7 +201,8 @@ def tokenizer_identity(exp: ExperimentConfig) -> dict[str, Any]:
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise CheckpointError(f"{exp.tokenizer_run} is not a tokenizer run: cannot read {path}: {e}") from None
+        raise CheckpointError(f"{exp.tokenizer_run} is not a tokenizer run: "
+                              f"cannot read {path}: {e}") from None
     from mm_jax.tokenizer.config import TokenizerConfig
 
     tok = configs.from_dict(TokenizerConfig, saved["config"])

@@ -164,7 +164,10 @@ def make_train_step(model_cfg: ModelConfig, train_cfg: TrainConfig, opt: optax.G
 
 
 def make_eval_step(model_cfg: ModelConfig) -> Callable[..., dict[str, jax.Array]]:
-    """The pure ``eval_step(params, batch, text_params) -> {"nll", "correct", "tokens"}`` (sums, no dropout)."""
+    """The pure ``eval_step(params, batch, text_params) -> {"nll", "correct", "tokens"}``.
+
+    Sums over the batch's real targets, without dropout; divide by ``tokens``.
+    """
     def eval_step(params: Any, batch: dict[str, jax.Array], text_params: Any) -> dict[str, jax.Array]:
         nll, aux = _sum_loss(model_cfg, params, text_params, {k: batch[k] for k in BATCH_KEYS}, None)
         return {"nll": nll, **aux}
