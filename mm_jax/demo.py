@@ -3,7 +3,8 @@
 ``run_demo(cfg, out_dir)`` is what ``make demo`` runs: synthesise a dataset,
 summarise it, render samples, train the wavelet FSQ tokenizer, measure its
 reconstruction on the test split, render reconstructions beside their
-originals, and pre-tokenize every split into ArrayRecord shards. Every stage writes into ``out_dir`` and is skipped when its
+originals, pre-tokenize every split into ArrayRecord shards and train the
+text-to-motion decoder on them (its loss curves: ``decoder/curves.png``). Every stage writes into ``out_dir`` and is skipped when its
 output is already complete, so an interrupted demo continues where it
 stopped.
 """
@@ -35,14 +36,19 @@ class DemoConfig:
     num_renders: int = 3
     tokenizer_preset: str = "small"
     tokenizer_steps: int = 1500
+    tokenizer_fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
     text_max_tokens: int = 64
     shards_per_split: int = 4
+    decoder_preset: str = "tiny"
+    decoder_steps: int = 600
+    max_motion_tokens: int = 80
 
 
 PRESETS: dict[str, DemoConfig] = {
     "demo": DemoConfig(),
     # A minute-long run of every stage, for tests and a quick look.
-    "smoke": DemoConfig(num_sequences=48, num_renders=1, tokenizer_preset="tiny", tokenizer_steps=40),
+    "smoke": DemoConfig(num_sequences=48, num_renders=1, tokenizer_preset="tiny", tokenizer_steps=40,
+                        decoder_steps=20),
 }
 
 
@@ -88,6 +94,7 @@ def _stage_tokenizer(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
     from mm_jax.tokenizer.train import train
 
     mcfg, tcfg = TOK_PRESETS[cfg.tokenizer_preset]
+    mcfg = dataclasses.replace(mcfg, fsq_levels=tuple(cfg.tokenizer_fsq_levels))
     tcfg = dataclasses.replace(tcfg, steps=cfg.tokenizer_steps, seed=cfg.seed)
     run = out / "tokenizer"
     with progress("tokenizer", unit="step") as bar:
@@ -135,6 +142,27 @@ def _stage_shards(cfg: DemoConfig, data_dir: pathlib.Path, tok_dir: pathlib.Path
     return {s: {k: v for k, v in e.items() if k != "shards"} for s, e in manifest.get("splits", {}).items()}
 
 
+def _stage_decoder(cfg: DemoConfig, tok_dir: pathlib.Path, out: pathlib.Path,
+                   progress: ProgressFactory) -> dict[str, Any]:
+    from mm_jax import train, trainer
+    from mm_jax.plot import plot_run
+    from mm_jax.trainer.config import with_shard_text_budget
+
+    n = cfg.max_motion_tokens
+    exp = trainer.apply_overrides(trainer.preset(cfg.decoder_preset), [
+        f"shards_dir={out / 'shards'}", f"tokenizer_run={tok_dir}", f"train.steps={cfg.decoder_steps}",
+        f"train.seed={cfg.seed}", f"pipeline.seed={cfg.seed}",
+        f"pipeline.max_motion_tokens={n}", f"model.max_motion_tokens={n}",
+    ])
+    exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, fsq_levels=tuple(cfg.tokenizer_fsq_levels)))
+    exp = with_shard_text_budget(exp)
+    run = out / "decoder"
+    with progress("decoder", unit="step") as bar:
+        summary = train.run(exp, run, resume=True, progress=bar)
+    plot_run(run, run / "curves.png")
+    return summary
+
+
 def run_demo(
     cfg: DemoConfig,
     out_dir: str | pathlib.Path,
@@ -149,19 +177,22 @@ def run_demo(
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configs.save_json(cfg, out / "demo_config.json")
-    report(f"[1/5] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
+    report(f"[1/6] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
     data_dir = _stage_data(cfg, out, progress)
     stats = dataset_statistics(load_dataset(data_dir))
     report("dataset statistics:\n" + json.dumps(stats, indent=2))
-    report(f"[2/5] rendering {cfg.num_renders} samples -> {out / 'renders'}")
+    report(f"[2/6] rendering {cfg.num_renders} samples -> {out / 'renders'}")
     renders = _stage_renders(data_dir, out, cfg.num_renders)
-    report(f"[3/5] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
+    report(f"[3/6] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
     tok_dir = _stage_tokenizer(cfg, data_dir, out, progress)
-    report("[4/5] tokenizer reconstruction on the test split, side-by-side renders")
+    report("[4/6] tokenizer reconstruction on the test split, side-by-side renders")
     metrics, recon = _stage_reconstructions(data_dir, tok_dir, out, cfg.num_renders)
-    report(f"[5/5] pre-tokenizing into ArrayRecord shards -> {out / 'shards'}")
+    report(f"[5/6] pre-tokenizing into ArrayRecord shards -> {out / 'shards'}")
     shards = _stage_shards(cfg, data_dir, tok_dir, out, progress)
+    report(f"[6/6] training the text-to-motion decoder ({cfg.decoder_preset}, {cfg.decoder_steps} steps)")
+    decoder = _stage_decoder(cfg, tok_dir, out, progress)
     summary = {"data": str(data_dir), "dataset": stats, "renders": renders + recon,
-               "tokenizer": str(tok_dir), "tokenizer_test_metrics": metrics, "shards": shards}
+               "tokenizer": str(tok_dir), "tokenizer_test_metrics": metrics, "shards": shards,
+               "decoder": decoder}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
