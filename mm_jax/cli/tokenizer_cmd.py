@@ -19,9 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="small", help="tiny | small | base")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    add_overrides(p)
-    p.add_argument("--train-set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a TokenizerTrainConfig field (repeatable), e.g. --train-set lr=1e-3")
+    _add_config_flags(p)
     p.set_defaults(handler=_train)
 
     p = tsub.add_parser("eval", help="reconstruction metrics of a trained tokenizer")
@@ -43,9 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="small")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--levels", default="0,1,2")
+    _add_config_flags(p)
     p.add_argument("--hold", default="compression", choices=("compression", "encoder"),
                    help="keep the token rate fixed (a level replaces a down block) or the encoder fixed")
     p.set_defaults(handler=_ablate)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    add_overrides(p)  # TokenizerConfig fields, e.g. --set width=128
+    p.add_argument("--train-set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TokenizerTrainConfig field (repeatable), e.g. --train-set lr=1e-3")
 
 
 def _configs(args: argparse.Namespace):
