@@ -1,0 +1,33 @@
+"""Evaluation stage: a contrastive text/motion evaluator, HumanML3D-protocol metrics, motion quality.
+
+Modules:
+  metrics:   FID, R-precision, MM-Dist, Diversity, MultiModality on embeddings.
+  quality:   jerk, acceleration, foot skating, floating, penetration from joints [T, 22, 3].
+  evaluator: :class:`EvaluatorConfig` (+ ``PRESETS``), the TMR-style model, embed_motion/embed_text,
+             save/load of the versioned artefact.
+  train:     :func:`train_evaluator`.
+"""
+
+from mm_jax.eval.evaluator import (
+    EVALUATOR_VERSION,
+    PRESETS,
+    Evaluator,
+    EvaluatorConfig,
+    embed_motion,
+    embed_sentences,
+    embed_text,
+    load_evaluator,
+)
+from mm_jax.eval.train import train_evaluator
+
+__all__ = [
+    "EVALUATOR_VERSION",
+    "PRESETS",
+    "Evaluator",
+    "EvaluatorConfig",
+    "embed_motion",
+    "embed_sentences",
+    "embed_text",
+    "load_evaluator",
+    "train_evaluator",
+]
