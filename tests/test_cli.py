@@ -9,7 +9,7 @@ import pytest
 
 from mm_jax.cli import build_parser, main
 
-COMMANDS = ("data", "render", "compare", "tokenizer", "demo")
+COMMANDS = ("data", "render", "compare", "tokenizer", "train", "plot", "plan", "evaluator", "demo")
 
 
 def test_help_lists_every_command(capsys):
@@ -71,3 +71,16 @@ def test_smoke_demo_end_to_end(tmp_path):
     assert summary["dataset"] and summary["tokenizer_test_metrics"]["num_sequences"] > 0
     assert all((out / "renders" / name).exists() for name in ("sample_0.gif", "reconstruction_0.gif"))
     assert main(["demo", "--preset", "smoke", "--out", str(out)]) == 0  # resumes, skips done stages
+
+
+def test_plan_mesh_parsing():
+    from mm_jax.cli.train_cmd import parse_mesh
+    from mm_jax.errors import ConfigError
+
+    assert parse_mesh("data=2,fsdp=4,tensor=1") == {"data": 2, "fsdp": 4, "tensor": 1}
+    assert parse_mesh("1,8,1") == {"data": 1, "fsdp": 8, "tensor": 1}
+    assert parse_mesh("fsdp=8") == {"data": 1, "fsdp": 8, "tensor": 1}
+    with pytest.raises(ConfigError, match="expected axes"):
+        parse_mesh("pipeline=2")
+    with pytest.raises(ConfigError, match="integers"):
+        parse_mesh("data=two")
