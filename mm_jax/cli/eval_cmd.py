@@ -1,4 +1,4 @@
-"""``mm-jax evaluator train``: the contrastive text/motion evaluator behind the metrics."""
+"""``mm-jax generate`` and ``mm-jax evaluator train``: text to motion, and the evaluator behind the metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from mm_jax.cli.common import add_overrides, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    register_generate(sub)
     ev = sub.add_parser("evaluator", help="the text/motion evaluator (FID, R-precision, MM-Dist)")
     esub = ev.add_subparsers(dest="evaluator_command", metavar="SUBCOMMAND", required=True)
     p = esub.add_parser("train", help="train the evaluator contrastively on a dataset's train split")
@@ -29,4 +30,30 @@ def _train(args: argparse.Namespace) -> int:
     with progress_bar("evaluator", unit="step") as bar:
         metrics = train_evaluator(cfg, args.data, args.out, steps=args.steps, progress=bar)
     print(json.dumps(metrics, indent=2, default=str))
+    return 0
+
+
+def register_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="text -> motion: .npy features and joints, .bvh, .gif")
+    p.add_argument("prompts", nargs="+", metavar="TEXT")
+    p.add_argument("--checkpoint", required=True, help="decoder run directory (mm-jax train --workdir)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--cfg", type=float, default=2.5, help="classifier-free guidance scale")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-render", action="store_true")
+    p.set_defaults(handler=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from mm_jax.generate import generate
+
+    records = generate(args.checkpoint, args.prompts, args.out, num_samples=args.num_samples,
+                       seconds=args.seconds, cfg_scale=args.cfg, temperature=args.temperature,
+                       top_p=args.top_p, seed=args.seed, render=not args.no_render)
+    for r in records:
+        print(json.dumps({k: r[k] for k in ("prompt", "sample", "num_tokens", "frames", "paths") if k in r}))
     return 0

@@ -1,0 +1,230 @@
+"""Text -> motion files, end to end (stage: sample, as a library function).
+
+Inputs: a decoder run directory (``mm_jax.train.run`` output: ``config.json``
+and ``checkpoints/``), the tokenizer run it names (``tokenizer_run``), and
+prompts. Outputs, in ``out_dir``, for prompt ``i`` and sample ``k``::
+
+    {i:03d}_{slug}_{k}.npy          features [T, 272], denormalised, float32
+    {i:03d}_{slug}_{k}_joints.npy   joint positions [T, 22, 3]
+    {i:03d}_{slug}_{k}.bvh          the motion as BVH
+    {i:03d}_{slug}_{k}.gif          a rendering titled with the prompt (``render=True``)
+    generations.json                the options and one record per sample
+
+Flow: tokenize and encode the prompts with the run's frozen text encoder
+(pretrained MiniLM, or the run's random encoder when ``text_weights="random"``),
+repeat each prompt ``num_samples`` times into one batch, sample motion codes
+with classifier-free guidance against the empty caption under one key, then
+decode each row's codes ``tokens[b, :lengths[b]]`` with the motion tokenizer,
+denormalise, and write the files. A row that stopped before its first code
+(length 0) is kept in the results with ``"empty": True`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import re
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mm_jax import configs, sharding
+from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
+from mm_jax.trainer.config import ExperimentConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedDecoder:
+    """A trained decoder: its experiment config, plain params dict and checkpoint step."""
+
+    exp: ExperimentConfig
+    params: Any
+    step: int
+
+
+def load_decoder(run_dir: str | pathlib.Path, step: int | None = None) -> LoadedDecoder:
+    """Restores a decoder run's params (the latest checkpoint unless ``step``).
+
+    The optimizer state is restored too (orbax needs the whole train-state
+    target) and dropped; the state is placed on a data-parallel mesh of the
+    local devices, whatever mesh the run trained on.
+
+    Raises:
+      CheckpointError: no ``config.json`` or checkpoint, or a checkpoint of another model.
+    """
+    from flax import linen as nn
+
+    from mm_jax.checkpoint import Checkpointer
+    from mm_jax.model.llama import abstract_params
+    from mm_jax.trainer import setup
+    from mm_jax.trainer.step import TrainState, make_optimizer
+
+    run_dir = pathlib.Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{run_dir} is not a decoder run: {cfg_path.name} is missing")
+    exp = configs.load_json(ExperimentConfig, cfg_path)
+    mesh = sharding.make_mesh(sharding.MeshConfig(data=-1))
+    opt = make_optimizer(exp.train, nn.meta.unbox(abstract_params(exp.model)))
+    st_sh, abstract = setup.state_shardings(exp.model, opt, mesh)
+    target = sharding.abstract_with_shardings(abstract, st_sh).to_dict()
+    ckpt = Checkpointer(run_dir / "checkpoints", async_save=False)
+    try:
+        got, tree, _ = ckpt.restore(target, step=step, expected_meta={"model": configs.to_dict(exp.model)})
+    finally:
+        ckpt.close()
+    log.info("restored decoder %s at step %d", run_dir, got)
+    return LoadedDecoder(exp, TrainState.from_dict(tree).params, got)
+
+
+def slug(prompt: str, max_len: int = 40) -> str:
+    """A file-name-safe slug of a prompt: lower case, ``[a-z0-9]`` runs joined by ``_``."""
+    s = re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")[:max_len].rstrip("_")
+    return s or "prompt"
+
+
+def _check_prompts(prompts: Sequence[str]) -> list[str]:
+    if isinstance(prompts, str) or not len(prompts):
+        raise DataError(f"prompts={prompts!r} must be a non-empty list of strings")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p.strip():
+            raise DataError(f"prompt {i} is {p!r}: every prompt must be a non-empty string")
+    return list(prompts)
+
+
+def _text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
+                   ) -> tuple[Any, jax.Array, jax.Array]:
+    """(text params, [P, S, C] features, [P, S] mask) of the prompts with the run's encoder."""
+    from mm_jax.text import encoder
+    from mm_jax.trainer import setup
+
+    if text_tokenizer is None:
+        from mm_jax.text.tokenize import TextTokenizer
+
+        text_tokenizer = TextTokenizer.from_pretrained(max_tokens=exp.text.max_tokens)
+    want = exp.text_vocab_identity
+    if want is not None and text_tokenizer.vocab_identity() != want:
+        raise CheckpointError(f"the decoder was trained on text of vocabulary {want!r}, but the text "
+                              f"tokenizer's is {text_tokenizer.vocab_identity()!r}")
+    batch = text_tokenizer.encode(prompts)
+    text_params, ident = setup.text_params(exp.text, exp.text_weights, exp.train.seed)
+    log.info("text encoder %s, S=%d", ident, batch.ids.shape[1])
+    tokens_psc, _ = jax.jit(encoder.encode)(text_params, batch.ids, batch.mask)
+    return text_params, tokens_psc, jnp.asarray(batch.mask)
+
+
+def _sample_codes(dec: LoadedDecoder, text_params: Any, text_psc: jax.Array, mask_ps: jax.Array, *,
+                  num_samples: int, max_new_tokens: int, options: dict[str, Any], seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Codes [P*K, N] and lengths [P*K]; row ``i * K + k`` is prompt i's sample k."""
+    from mm_jax.sample import empty_text, sample
+
+    text_bsc = jnp.repeat(text_psc, num_samples, axis=0)
+    mask_bs = jnp.repeat(mask_ps, num_samples, axis=0)
+    u_bsc, u_bs = empty_text(text_params, max_tokens=int(text_psc.shape[1]), batch=1)
+    tokens_bn, lengths_b = sample(dec.exp.model, dec.params, text_bsc, mask_bs, key=jax.random.key(seed),
+                                  max_new_tokens=max_new_tokens, uncond_text_bsc=u_bsc,
+                                  uncond_text_mask_bs=u_bs, **options)
+    return np.asarray(tokens_bn), np.asarray(lengths_b)
+
+
+def _write_sample(stem: pathlib.Path, features_tf: np.ndarray, prompt: str, render: bool) -> dict[str, Any]:
+    """Writes one motion's features, joints, BVH (and GIF); returns their paths and frame count."""
+    from mm_jax.motion.bvh import write_motion_bvh
+    from mm_jax.motion.features import joints_from_features
+
+    joints_tj3 = np.asarray(jax.jit(joints_from_features)(jnp.asarray(features_tf)))
+    paths = {"features": f"{stem}.npy", "joints": f"{stem}_joints.npy", "bvh": f"{stem}.bvh"}
+    np.save(paths["features"], features_tf)
+    np.save(paths["joints"], joints_tj3)
+    write_motion_bvh(paths["bvh"], features_tf)
+    if render:
+        from mm_jax.motion.render import render_motion
+
+        paths["gif"] = f"{stem}.gif"
+        render_motion(joints_tj3, paths["gif"], title=prompt)
+    return {"frames": int(features_tf.shape[0]), "paths": paths}
+
+
+def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: str | pathlib.Path, *,
+             num_samples: int = 1, seconds: float = 4.0, cfg_scale: float = 2.5, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 0.95, seed: int = 0, render: bool = True,
+             tokenizer_run: str | pathlib.Path | None = None, text_tokenizer: Any = None
+             ) -> list[dict[str, Any]]:
+    """Samples ``num_samples`` motions per prompt from a decoder run and writes them to ``out_dir``.
+
+    Args:
+      decoder_run: a ``mm_jax.train.run`` work directory.
+      prompts: P non-empty captions.
+      out_dir: output directory (created); see the module docstring for its files.
+      num_samples: K samples per prompt (one batch of P*K rows, one key).
+      seconds: the longest motion to sample (fewer if the model emits EOS);
+        capped by the model's ``max_motion_tokens``.
+      cfg_scale, temperature, top_k, top_p: as in :func:`mm_jax.sample.sample`.
+      seed: the sampling key ``key(seed)``; the same seed gives the same motions.
+      render: also render a GIF per motion.
+      tokenizer_run: the motion tokenizer run; default the decoder run's ``tokenizer_run``.
+      text_tokenizer: an object with ``encode(prompts)`` and ``vocab_identity()``;
+        default ``TextTokenizer.from_pretrained`` (tests pass a fake one).
+
+    Returns:
+      One dict per sample, prompt-major: ``prompt``, ``prompt_index``, ``sample``,
+      ``num_tokens``, ``frames``, ``empty``, ``paths`` (features, joints, bvh[, gif]).
+
+    Raises:
+      DataError: an empty prompt. ConfigError: bad options, or no tokenizer run.
+      CheckpointError: a decoder or tokenizer run that cannot be loaded or does not match.
+      NonFiniteError: decoded features with NaN/inf.
+    """
+    from mm_jax.sample import max_tokens_for_seconds
+    from mm_jax.tokenizer import model as tmodel
+    from mm_jax.tokenizer.artifact import load_tokenizer
+
+    prompts = _check_prompts(prompts)
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
+    dec = load_decoder(decoder_run)
+    tok_run = tokenizer_run if tokenizer_run is not None else dec.exp.tokenizer_run
+    if tok_run is None:
+        raise ConfigError(f"decoder run {decoder_run} records no tokenizer_run; pass tokenizer_run=")
+    tok = load_tokenizer(tok_run)
+    if tuple(tok.cfg.fsq_levels) != tuple(dec.exp.model.fsq_levels):
+        raise CheckpointError(f"tokenizer run {tok_run} has fsq_levels {list(tok.cfg.fsq_levels)} but the "
+                              f"decoder's are {list(dec.exp.model.fsq_levels)}")
+    text_params, text_psc, mask_ps = _text_features(dec.exp, prompts, text_tokenizer)
+    budget = max_tokens_for_seconds(seconds, frames_per_token=tok.cfg.frames_per_token)
+    max_new = min(budget + 1, dec.exp.model.max_motion_tokens - 1)  # + 1: room for EOS
+    options = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "cfg_scale": cfg_scale}
+    tokens_bn, lengths_b = _sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
+                                         max_new_tokens=max_new, options=options, seed=seed)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    decode = jax.jit(tmodel.decode, static_argnums=2)
+    results = []
+    for b, (codes_n, n) in enumerate(zip(tokens_bn, np.minimum(lengths_b, budget))):
+        i, k = divmod(b, num_samples)
+        rec = {"prompt": prompts[i], "prompt_index": i, "sample": k, "num_tokens": int(n),
+               "codes": codes_n[:n].tolist(), "empty": int(n) == 0, "frames": 0, "paths": {}}
+        if n > 0:
+            feats_tf = np.asarray(tok.normalizer.denormalize(
+                np.asarray(decode(tok.params, jnp.asarray(codes_n[None, :n]), tok.cfg))[0]), np.float32)
+            if not np.isfinite(feats_tf).all():
+                raise NonFiniteError(f"decoded features of prompt {i} ({prompts[i]!r}) sample {k} "
+                                     "are not finite")
+            rec.update(_write_sample(out / f"{i:03d}_{slug(prompts[i])}_{k}", feats_tf, prompts[i], render))
+        else:
+            log.warning("prompt %d (%r) sample %d: no motion codes before EOS; nothing written",
+                        i, prompts[i], k)
+        results.append(rec)
+    doc = {"decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(tok_run),
+           "tokenizer_step": tok.step, "seed": seed, "num_samples": num_samples, "seconds": seconds,
+           "max_new_tokens": max_new, **options, "samples": results}
+    (out / "generations.json").write_text(json.dumps(doc, indent=2) + "\n")
+    log.info("wrote %d samples of %d prompts to %s", len(results), len(prompts), out)
+    return results
