@@ -122,8 +122,8 @@ def jax_step(preset: str, variant: str, b: int, s: int, n: int, steps: int) -> d
     box = [state]
 
     def run():
-        box[0], l = compiled(box[0], batch)
-        l.block_until_ready()
+        box[0], loss = compiled(box[0], batch)
+        loss.block_until_ready()
 
     sec = time_fn(run, steps)
     mm = matmul_flops()  # right after the steps, so both see the same machine load
@@ -189,7 +189,8 @@ def main() -> None:
         ref = next((t for t in rows if t["preset"] == r["preset"] and t["impl"] == "torch:eager"), None)
         ratio = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if ref else "-"
         print(f"{r['preset']:6} {r['impl']:16} {r['step_ms']:8.1f} {r['tokens_per_s']:8.0f} "
-              f"{r['flop_s'] / 1e9:8.1f} {r['matmul_flop_s'] / 1e9:8.0f} {100 * r['flop_s'] / r['matmul_flop_s']:7.1f}% {ratio:>8} {r['load']:6.2f}")
+              f"{r['flop_s'] / 1e9:8.1f} {r['matmul_flop_s'] / 1e9:8.0f} "
+              f"{100 * r['flop_s'] / r['matmul_flop_s']:7.1f}% {ratio:>8} {r['load']:6.2f}")
 
 
 if __name__ == "__main__":

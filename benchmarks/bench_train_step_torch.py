@@ -196,7 +196,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matmul {mm / 1e9:.0f} GFLOP/s")
     for r in rows:
         print(f"{r['preset']:6} {r['impl']:14} {r['step_ms']:8.1f} ms {r['tokens_per_s']:8.0f} tok/s "
-              f"{r['flop_s'] / 1e9:7.1f} GFLOP/s ({100 * r['flop_s'] / r['matmul_flop_s']:.1f}% of matmul, load {r['load']:.2f})")
+              f"{r['flop_s'] / 1e9:7.1f} GFLOP/s "
+              f"({100 * r['flop_s'] / r['matmul_flop_s']:.1f}% of matmul, load {r['load']:.2f})")
 
 
 if __name__ == "__main__":

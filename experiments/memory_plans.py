@@ -39,13 +39,12 @@ def main() -> None:
     rows = []
     for model, mesh, batch in GRID:
         plan = run_plan(model, mesh, batch)
+        keys = ("params_bytes", "opt_state_bytes", "temp_bytes", "total_bytes", "num_params", "compile_s")
         row = {"model": model, "mesh": "x".join(str(mesh[k]) for k in ("data", "fsdp", "tensor")),
-               "batch": batch, **{k: plan[k] for k in ("params_bytes", "opt_state_bytes", "temp_bytes",
-                                                        "total_bytes", "num_params", "compile_s")},
-               "fits": {d: fits(plan, d) for d in DEVICES}}
+               "batch": batch, **{k: plan[k] for k in keys}, "fits": {d: fits(plan, d) for d in DEVICES}}
         rows.append(row)
-        print(json.dumps({k: row[k] for k in ("model", "mesh", "batch", "fits")}), f"{row['total_bytes'] / GIB:.1f} GiB",
-              flush=True)
+        summary = json.dumps({k: row[k] for k in ("model", "mesh", "batch", "fits")})
+        print(summary, f"{row['total_bytes'] / GIB:.1f} GiB", flush=True)
     out = pathlib.Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# Memory plans (per device, AdamW, seq 301, XLA memory analysis on abstract shapes)\n",

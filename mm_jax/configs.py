@@ -51,7 +51,8 @@ def _parse_value(text: str, tp: Any, key: str) -> Any:
         return text
     if origin in (tuple, list):
         inner = args[0] if args else str
-        items = [s for s in text.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",") if s.strip()]
+        bare = text.translate(str.maketrans("", "", "()[]"))
+        items = [s for s in bare.split(",") if s.strip()]
         return tuple(_parse_value(s.strip(), inner, key) for s in items)
     if tp is bool:
         low = text.lower()

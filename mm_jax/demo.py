@@ -4,7 +4,8 @@
 summarise it, render samples, train the wavelet FSQ tokenizer, measure its
 reconstruction on the test split, render reconstructions beside their
 originals, pre-tokenize every split into ArrayRecord shards and train the
-text-to-motion decoder on them (its loss curves: ``decoder/curves.png``). Every stage writes into ``out_dir`` and is skipped when its
+text-to-motion decoder on them (its loss curves: ``decoder/curves.png``).
+Every stage writes into ``out_dir`` and is skipped when its
 output is already complete, so an interrupted demo continues where it
 stopped.
 """

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from mm_jax.cli import build_parser, main
+from mm_jax.cli import main
 
-COMMANDS = ("data", "render", "compare", "tokenizer", "train", "plot", "plan", "evaluator", "demo")
+COMMANDS = ("data", "render", "compare", "tokenizer", "train", "plot", "plan", "generate", "evaluator", "demo")
 
 
 def test_help_lists_every_command(capsys):

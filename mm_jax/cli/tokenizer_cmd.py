@@ -100,6 +100,6 @@ def _ablate(args: argparse.Namespace) -> int:
     rows = run_ablation(mcfg, tcfg, args.data, args.out, levels=levels, hold=args.hold, runs_dir=args.runs,
                         progress_factory=progress_bar)
     for r in rows:
-        print(json.dumps({k: r[k] for k in ("wavelet_levels", "mpjpe_mm", "accel_error_mm", "jitter",
-                                             "utilisation", "perplexity")}))
+        keys = ("wavelet_levels", "mpjpe_mm", "accel_error_mm", "jitter", "utilisation", "perplexity")
+        print(json.dumps({k: r[k] for k in keys}))
     return 0

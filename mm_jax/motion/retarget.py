@@ -37,7 +37,6 @@ into ``features.npy`` [total_frames, 272] + ``sequences.jsonl``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 import zlib
