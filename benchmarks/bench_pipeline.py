@@ -107,12 +107,35 @@ def bench_loader(args: argparse.Namespace) -> None:
             print(f"wrote {args.records} synthetic records ({rate:.0f} records/s)")
         print(f"{'workers':>7} {'threads':>7} {'batch':>5} {'startup s':>9} {'batches/s':>9} "
               f"{'tokens/s':>10}")
+        loader_tokens_s = 0.0
+        from mm_jax.shards import read_manifest
+
+        budget = max(32, int(read_manifest(shards)["text"]["max_tokens"]))
         for workers in (0, 2):
             cfg = PipelineConfig(global_batch_size=args.batch, max_motion_tokens=269, worker_count=workers,
-                                 read_threads=args.threads)
+                                 read_threads=args.threads, max_text_tokens=budget)
             r = _time_loader(shards, cfg, args.seconds)
             print(f"{workers:>7} {args.threads:>7} {args.batch:>5} {r['startup_s']:>9.2f} "
                   f"{r['batches_s']:>9.1f} {r['tokens_s']:>10.0f}")
+            loader_tokens_s = max(loader_tokens_s, r["tokens_s"])
+    if args.train_preset:
+        step = _train_step_rate(args.train_preset, args.batch)
+        print(f"train step ({args.train_preset}, batch {args.batch} x 301, same run): "
+              f"{step['step_s_median']:.3f} s/step = {step['tokens_per_s']:.0f} tokens/s consumed; "
+              f"the loader delivers {loader_tokens_s / step['tokens_per_s']:.0f}x that")
+
+
+def _train_step_rate(preset: str, batch: int) -> dict:
+    """The decoder train step's consumption rate, from benchmarks/bench_train.py in a subprocess."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, str(pathlib.Path(__file__).with_name("bench_train.py")), "--preset", preset,
+           "--steps", "5", "--set", f"pipeline.global_batch_size={batch}",
+           "--set", "pipeline.max_text_tokens=32", "--set", "pipeline.max_motion_tokens=269",
+           "--set", "model.max_text_tokens=32", "--set", "model.max_motion_tokens=269"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def bench_writer(args: argparse.Namespace) -> None:
@@ -240,6 +263,7 @@ def main() -> None:
     p.add_argument("--models", default="tiny,small")
     p.add_argument("--motion-tokens", type=int, default=269)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--train-preset", default="tiny", help="loader: also time this decoder preset's step ('' = skip)")
     args = p.parse_args()
     parts = {"loader": bench_loader, "writer": bench_writer, "encode": bench_encode, "text": bench_text,
              "e2e": bench_e2e}
