@@ -9,7 +9,7 @@ import pytest
 
 from mm_jax.cli import main
 
-COMMANDS = ("data", "render", "compare", "tokenizer", "train", "plot", "plan", "generate", "evaluator", "demo")
+COMMANDS = ("data", "render", "compare", "tokenizer", "train", "plot", "plan", "generate", "eval", "evaluator", "demo")
 
 
 def test_help_lists_every_command(capsys):

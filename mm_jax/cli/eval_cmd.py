@@ -10,6 +10,7 @@ from mm_jax.cli.common import add_overrides, progress_bar
 
 def register(sub: argparse._SubParsersAction) -> None:
     register_generate(sub)
+    register_eval(sub)
     ev = sub.add_parser("evaluator", help="the text/motion evaluator (FID, R-precision, MM-Dist)")
     esub = ev.add_subparsers(dest="evaluator_command", metavar="SUBCOMMAND", required=True)
     p = esub.add_parser("train", help="train the evaluator contrastively on a dataset's train split")
@@ -56,4 +57,26 @@ def _generate(args: argparse.Namespace) -> int:
                        top_p=args.top_p, seed=args.seed, render=not args.no_render)
     for r in records:
         print(json.dumps({k: r[k] for k in ("prompt", "sample", "num_tokens", "frames", "paths") if k in r}))
+    return 0
+
+
+def register_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="report: real / model / random_tokens / untrained through the evaluator")
+    p.add_argument("--checkpoint", required=True, help="decoder run directory")
+    p.add_argument("--evaluator", required=True, help="evaluator directory (mm-jax evaluator train)")
+    p.add_argument("--data", required=True, help="dataset directory")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", default="experiments/results/eval_report", help="output stem (.md and .json)")
+    p.add_argument("--cfg", type=float, default=2.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from mm_jax.eval.report import evaluate_decoder, write_report
+
+    report = evaluate_decoder(args.checkpoint, args.evaluator, args.data, split=args.split, seed=args.seed,
+                              cfg_scale=args.cfg)
+    write_report(report, args.out)
+    print(open(f"{args.out}.md").read())
     return 0
