@@ -4,7 +4,9 @@
 summarise it, render samples, train the wavelet FSQ tokenizer, measure its
 reconstruction on the test split, render reconstructions beside their
 originals, pre-tokenize every split into ArrayRecord shards and train the
-text-to-motion decoder on them (its loss curves: ``decoder/curves.png``).
+text-to-motion decoder on them (its loss curves: ``decoder/curves.png``),
+generate motion for a few prompts, train the evaluator and write the report
+(``eval_report.md``: real / model / random_tokens / untrained).
 Every stage writes into ``out_dir`` and is skipped when its
 output is already complete, so an interrupted demo continues where it
 stopped.
@@ -43,13 +45,21 @@ class DemoConfig:
     decoder_preset: str = "tiny"
     decoder_steps: int = 600
     max_motion_tokens: int = 80
+    evaluator_preset: str = "small"
+    evaluator_steps: int = 300
+    prompts: tuple[str, ...] = (
+        "a person walks forward then waves with the right hand",
+        "someone jumps in place three times",
+        "a man strolls ahead, then sits down",
+    )
 
 
 PRESETS: dict[str, DemoConfig] = {
     "demo": DemoConfig(),
     # A minute-long run of every stage, for tests and a quick look.
     "smoke": DemoConfig(num_sequences=48, num_renders=1, tokenizer_preset="tiny", tokenizer_steps=40,
-                        decoder_steps=20),
+                        decoder_steps=20, evaluator_preset="tiny", evaluator_steps=20,
+                        prompts=("a person waves",)),
 }
 
 
@@ -164,6 +174,30 @@ def _stage_decoder(cfg: DemoConfig, tok_dir: pathlib.Path, out: pathlib.Path,
     return summary
 
 
+def _stage_evaluate(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
+                    progress: ProgressFactory) -> dict[str, Any]:
+    from mm_jax.eval.evaluator import preset
+    from mm_jax.eval.report import evaluate_decoder, write_report
+    from mm_jax.eval.train import train_evaluator
+
+    ev_dir = out / "evaluator"
+    meta = ev_dir / "evaluator.json"
+    if not (meta.exists() and json.loads(meta.read_text()).get("step") == cfg.evaluator_steps):
+        with progress("evaluator", unit="step") as bar:
+            train_evaluator(preset(cfg.evaluator_preset), data_dir, ev_dir, steps=cfg.evaluator_steps,
+                            progress=bar)
+    report = evaluate_decoder(out / "decoder", ev_dir, data_dir, split="test", seed=cfg.seed)
+    write_report(report, out / "eval_report")
+    return report["rows"]
+
+
+def _stage_generate(cfg: DemoConfig, out: pathlib.Path) -> list[str]:
+    from mm_jax.generate import generate
+
+    records = generate(out / "decoder", list(cfg.prompts), out / "generated", seconds=5.0, seed=cfg.seed)
+    return [r["paths"].get("gif", "") for r in records]
+
+
 def run_demo(
     cfg: DemoConfig,
     out_dir: str | pathlib.Path,
@@ -178,22 +212,28 @@ def run_demo(
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configs.save_json(cfg, out / "demo_config.json")
-    report(f"[1/6] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
+    report(f"[1/8] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
     data_dir = _stage_data(cfg, out, progress)
     stats = dataset_statistics(load_dataset(data_dir))
     report("dataset statistics:\n" + json.dumps(stats, indent=2))
-    report(f"[2/6] rendering {cfg.num_renders} samples -> {out / 'renders'}")
+    report(f"[2/8] rendering {cfg.num_renders} samples -> {out / 'renders'}")
     renders = _stage_renders(data_dir, out, cfg.num_renders)
-    report(f"[3/6] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
+    report(f"[3/8] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
     tok_dir = _stage_tokenizer(cfg, data_dir, out, progress)
-    report("[4/6] tokenizer reconstruction on the test split, side-by-side renders")
+    report("[4/8] tokenizer reconstruction on the test split, side-by-side renders")
     metrics, recon = _stage_reconstructions(data_dir, tok_dir, out, cfg.num_renders)
-    report(f"[5/6] pre-tokenizing into ArrayRecord shards -> {out / 'shards'}")
+    report(f"[5/8] pre-tokenizing into ArrayRecord shards -> {out / 'shards'}")
     shards = _stage_shards(cfg, data_dir, tok_dir, out, progress)
-    report(f"[6/6] training the text-to-motion decoder ({cfg.decoder_preset}, {cfg.decoder_steps} steps)")
+    report(f"[6/8] training the text-to-motion decoder ({cfg.decoder_preset}, {cfg.decoder_steps} steps)")
     decoder = _stage_decoder(cfg, tok_dir, out, progress)
+    report(f"[7/8] generating {len(cfg.prompts)} prompts -> {out / 'generated'}")
+    generated = _stage_generate(cfg, out)
+    report(f"[8/8] evaluator ({cfg.evaluator_preset}, {cfg.evaluator_steps} steps) and the report "
+           f"-> {out / 'eval_report.md'}")
+    rows = _stage_evaluate(cfg, data_dir, out, progress)
+    report((out / "eval_report.md").read_text())
     summary = {"data": str(data_dir), "dataset": stats, "renders": renders + recon,
                "tokenizer": str(tok_dir), "tokenizer_test_metrics": metrics, "shards": shards,
-               "decoder": decoder}
+               "decoder": decoder, "generated": generated, "eval_report": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
