@@ -20,14 +20,14 @@ import pathlib
 import numpy as np
 
 from mm_jax.tokenizer import data as tdata
-from mm_jax.tokenizer.artifact import _reconstruct, load_tokenizer, open_motion_data
+from mm_jax.tokenizer.artifact import reconstruct_batch, load_tokenizer, open_motion_data
 
 FRAMES = 128
 
 
 def spectrum_row(run: pathlib.Path, x: np.ndarray) -> dict:
     tok = load_tokenizer(run)
-    err = np.asarray(_reconstruct(tok.params, x, tok.cfg)[0]) - x
+    err = np.asarray(reconstruct_batch(tok.params, x, tok.cfg)[0]) - x
     energy = (np.abs(np.fft.rfft(err, axis=1)) ** 2).sum((0, 2))
     freq = np.fft.rfftfreq(FRAMES, d=1 / 30)
     return {"run": str(run), "wavelet_levels": tok.cfg.wavelet_levels, "down_t": tok.cfg.down_t,

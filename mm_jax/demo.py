@@ -118,7 +118,7 @@ def _stage_reconstructions(data_dir: pathlib.Path, tok_dir: pathlib.Path, out: p
     from mm_jax.motion.render import render_side_by_side
     from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
     from mm_jax.tokenizer import data as tdata
-    from mm_jax.tokenizer.artifact import _reconstruct
+    from mm_jax.tokenizer.artifact import reconstruct_batch
 
     tok = load_tokenizer(tok_dir)
     data = open_motion_data(data_dir)
@@ -128,7 +128,7 @@ def _stage_reconstructions(data_dir: pathlib.Path, tok_dir: pathlib.Path, out: p
     for i in range(min(n, len(offsets))):
         x, _ = tdata.padded_batch(data.features, offsets[i : i + 1], lengths[i : i + 1],
                                   multiple=tok.cfg.frames_per_token, normalizer=data.normalizer)
-        x_hat = np.asarray(data.normalizer.denormalize(_reconstruct(tok.params, x, tok.cfg)[0]))
+        x_hat = np.asarray(data.normalizer.denormalize(reconstruct_batch(tok.params, x, tok.cfg)[0]))
         n_frames = int(lengths[i])
         orig = np.asarray(mfeat.joints_from_features(np.asarray(data.normalizer.denormalize(x[0]))[:n_frames]))
         rec = np.asarray(mfeat.joints_from_features(x_hat[0, :n_frames]))

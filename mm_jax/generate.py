@@ -98,8 +98,8 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
     return list(prompts)
 
 
-def _text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
-                   ) -> tuple[Any, jax.Array, jax.Array]:
+def text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
+                  ) -> tuple[Any, jax.Array, jax.Array]:
     """(text params, [P, S, C] features, [P, S] mask) of the prompts with the run's encoder."""
     from mm_jax.text import encoder
     from mm_jax.trainer import setup
@@ -119,9 +119,9 @@ def _text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: An
     return text_params, tokens_psc, jnp.asarray(batch.mask)
 
 
-def _sample_codes(dec: LoadedDecoder, text_params: Any, text_psc: jax.Array, mask_ps: jax.Array, *,
-                  num_samples: int, max_new_tokens: int, options: dict[str, Any], seed: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def sample_codes(dec: LoadedDecoder, text_params: Any, text_psc: jax.Array, mask_ps: jax.Array, *,
+                 num_samples: int, max_new_tokens: int, options: dict[str, Any], seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Codes [P*K, N] and lengths [P*K]; row ``i * K + k`` is prompt i's sample k."""
     from mm_jax.sample import empty_text, sample
 
@@ -197,12 +197,12 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
     if tuple(tok.cfg.fsq_levels) != tuple(dec.exp.model.fsq_levels):
         raise CheckpointError(f"tokenizer run {tok_run} has fsq_levels {list(tok.cfg.fsq_levels)} but the "
                               f"decoder's are {list(dec.exp.model.fsq_levels)}")
-    text_params, text_psc, mask_ps = _text_features(dec.exp, prompts, text_tokenizer)
+    text_params, text_psc, mask_ps = text_features(dec.exp, prompts, text_tokenizer)
     budget = max_tokens_for_seconds(seconds, frames_per_token=tok.cfg.frames_per_token)
     max_new = min(budget + 1, dec.exp.model.max_motion_tokens - 1)  # + 1: room for EOS
     options = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "cfg_scale": cfg_scale}
-    tokens_bn, lengths_b = _sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
-                                         max_new_tokens=max_new, options=options, seed=seed)
+    tokens_bn, lengths_b = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
+                                        max_new_tokens=max_new, options=options, seed=seed)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     decode = jax.jit(tmodel.decode, static_argnums=2)

@@ -53,13 +53,13 @@ def _decode_padded(tok: Any, codes: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _sampled_codes(dec: Any, captions: list[str], tok: Any, *, seed: int, cfg_scale: float) -> list[np.ndarray]:
-    from mm_jax.generate import _sample_codes, _text_features
+    from mm_jax.generate import sample_codes, text_features
 
-    text_params, text_psc, mask_ps = _text_features(dec.exp, captions, None)
+    text_params, text_psc, mask_ps = text_features(dec.exp, captions, None)
     max_new = dec.exp.model.max_motion_tokens - 1
     options = {"temperature": 1.0, "top_k": 0, "top_p": 0.95, "cfg_scale": cfg_scale}
-    tokens, lengths = _sample_codes(dec, text_params, text_psc, mask_ps, num_samples=1,
-                                    max_new_tokens=max_new, options=options, seed=seed)
+    tokens, lengths = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=1,
+                                   max_new_tokens=max_new, options=options, seed=seed)
     return [t[: max(int(n), 1)] for t, n in zip(tokens, lengths)]
 
 

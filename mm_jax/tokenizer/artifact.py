@@ -141,7 +141,8 @@ def _abstract_train_state(abstract_params: Any) -> Any:
 
 
 @functools.partial(jax.jit, static_argnums=2)
-def _reconstruct(params: Any, x_btf: jax.Array, cfg: TokenizerConfig) -> tuple[jax.Array, jax.Array]:
+def reconstruct_batch(params: Any, x_btf: jax.Array, cfg: TokenizerConfig) -> tuple[jax.Array, jax.Array]:
+    """Jitted :func:`mm_jax.tokenizer.model.reconstruct`: (x_hat [B, T, F], ids [B, N]) of normalised x."""
     return tmodel.reconstruct(params, x_btf, cfg)
 
 
@@ -171,7 +172,7 @@ def evaluate(
         o, n = offsets[i : i + EVAL_CHUNK], lengths[i : i + EVAL_CHUNK]
         x, mask = tdata.padded_batch(data.features, o, n, multiple=cfg.frames_per_token,
                                      normalizer=data.normalizer, pad_to=pad_to)
-        x_hat, ids = _reconstruct(params, x, cfg)
+        x_hat, ids = reconstruct_batch(params, x, cfg)
         pred = mfeat.joints_from_features_batch(data.normalizer.denormalize(x_hat))
         gt = mfeat.joints_from_features_batch(data.normalizer.denormalize(jnp.asarray(x)))
         w = len(o)
@@ -210,7 +211,7 @@ def encode_sequences(
         offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
         x, _ = tdata.padded_batch(feats, offs, lens, multiple=cfg.frames_per_token,
                                   normalizer=tok.normalizer, pad_to=pad_to)
-        ids = np.asarray(_reconstruct(tok.params, x, cfg)[1])
+        ids = np.asarray(reconstruct_batch(tok.params, x, cfg)[1])
         out.extend(row[: -(-int(n) // cfg.frames_per_token)].astype(np.int32) for row, n in zip(ids, lens))
         if progress is not None:
             progress(len(chunk))
