@@ -62,13 +62,8 @@ def main() -> None:
 
     exp = tconfig.apply_overrides(tconfig.preset(args.preset), args.overrides)
     mesh = sharding.make_mesh(exp.mesh)
-    placement = setup.place(exp.model, exp.train, exp.pipeline, mesh)
-    text_host, _ = setup.text_params(exp.text, args.text, exp.train.seed)
-    text_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), text_host)
-    compiled = setup.compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract,
-                                   with_eval=False)
-    state = setup.init_state(exp.model, placement, key=setup.init_key(exp.train.seed))
-    key, text = setup.replicated_key(exp.train.seed, mesh), setup.replicate(text_host, mesh)
+    run = setup.fresh_run(exp, mesh, text_weights=args.text)
+    placement, compiled, state, key, text = run.placement, run.compiled, run.state, run.key, run.text_params
     rng = np.random.default_rng(0)
     batches = [global_batch(_random_batch(exp, rng), mesh, placement.batch_sharding) for _ in range(4)]
     times, targets = [], []

@@ -38,6 +38,7 @@ import sys
 import time
 
 import numpy as np
+from timing import time_fn  # beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,18 +73,6 @@ def random_batch(cfg, b: int, s: int, n: int, seed: int = 0) -> tuple[np.ndarray
     motion = np.where(motion_mask, rng.integers(0, cfg.codebook_size, (b, n)), cfg.pad_id)
     motion[:, 0] = cfg.bos_id
     return text, text_mask, motion.astype(np.int32), motion_mask
-
-
-def time_fn(fn, steps: int, warmup: int = 2) -> float:
-    """Median seconds of ``fn()`` (which must block) after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def matmul_flops(n: int = 2048, steps: int = 10) -> float:

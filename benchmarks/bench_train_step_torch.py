@@ -28,6 +28,7 @@ import statistics
 import time
 
 import torch
+from timing import time_fn  # beside this script
 import torch.nn.functional as F
 
 # Copied from mm_jax.model.config.PRESETS (tiny, small): L, H, K, D, fsq levels; C = 384.
@@ -130,17 +131,6 @@ def batch(c: Cfg, b: int, s: int, n: int, seed: int = 0):
     motion = torch.where(motion_mask, torch.randint(0, c.bos, (b, n), generator=g), c.pad)
     motion[:, 0] = c.bos
     return text, text_mask, motion, motion_mask
-
-
-def time_fn(fn, steps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def matmul_flops(n: int = 2048) -> float:

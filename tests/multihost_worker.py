@@ -62,13 +62,8 @@ def ref(shards: str, workdir: str) -> None:
 
     exp = _experiment(shards, MeshConfig(data=1))
     mesh = make_mesh(exp.mesh, jax.devices()[:1])
-    placement = setup.place(exp.model, exp.train, exp.pipeline, mesh)
-    text_host, _ = setup.text_params(exp.text, exp.text_weights, exp.train.seed)
-    text_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), text_host)
-    compiled = setup.compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract,
-                                   with_eval=False)
-    state = setup.init_state(exp.model, placement, key=setup.init_key(exp.train.seed))
-    key, text = setup.replicated_key(exp.train.seed, mesh), setup.replicate(text_host, mesh)
+    run = setup.fresh_run(exp, mesh)
+    placement, compiled, state, key, text = run.placement, run.compiled, run.state, run.key, run.text_params
     its = [build_pipeline(shards, exp.pipeline, process_index=i, process_count=2).iterator()
            for i in range(2)]
     losses = {}

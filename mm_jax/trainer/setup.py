@@ -222,3 +222,27 @@ def run_meta(exp: ExperimentConfig, manifest: dict[str, Any], text_ident: dict[s
 def checked_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """The part of :func:`run_meta` a resumed run must share: model, tokenizer, text encoder, data stream."""
     return {k: meta[k] for k in ("model", "tokenizer", "text", "stream")}
+
+
+@dataclasses.dataclass(frozen=True)
+class FreshRun:
+    """A compiled train step with a freshly initialised state (benchmarks, multi-host checks)."""
+
+    placement: Placement
+    compiled: Compiled
+    state: TrainState
+    key: jax.Array
+    text_params: Any
+
+
+def fresh_run(exp: ExperimentConfig, mesh: Any, *, text_weights: str | None = None) -> FreshRun:
+    """Places, compiles (train step only) and initialises ``exp`` on ``mesh``; no checkpoint is read.
+
+    ``text_weights`` overrides ``exp.text_weights`` ("pretrained" or "random").
+    """
+    placement = place(exp.model, exp.train, exp.pipeline, mesh)
+    text_host, _ = text_params(exp.text, text_weights or exp.text_weights, exp.train.seed)
+    text_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), text_host)
+    compiled = compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract, with_eval=False)
+    state = init_state(exp.model, placement, key=init_key(exp.train.seed))
+    return FreshRun(placement, compiled, state, replicated_key(exp.train.seed, mesh), replicate(text_host, mesh))
