@@ -134,6 +134,31 @@ def sample_codes(dec: LoadedDecoder, text_params: Any, text_psc: jax.Array, mask
     return np.asarray(tokens_bn), np.asarray(lengths_b)
 
 
+def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Denormalised features [len(c) * frames_per_token, 272] of each code list, decoded as one padded batch.
+
+    Rows are padded to the longest list by repeating their last code (one
+    compile per longest length) and each output is cut back to its own length.
+    The conv decoder is not causal, so the frames within its receptive field of
+    a row's end see that padding; decoding rows one by one (as :func:`generate`
+    does) avoids it at one call per row.
+
+    Raises:
+      DataError: an empty code list (there is no motion to decode).
+    """
+    from mm_jax.tokenizer import model as tmodel
+
+    if not len(codes) or any(len(c) == 0 for c in codes):
+        raise DataError("decode_codes needs at least one code list and no empty ones")
+    n_max = max(len(c) for c in codes)
+    ids = np.zeros((len(codes), n_max), np.int32)
+    for i, c in enumerate(codes):
+        ids[i, : len(c)], ids[i, len(c):] = c, c[-1]
+    feats = np.asarray(jax.jit(tmodel.decode, static_argnums=2)(tok.params, jnp.asarray(ids), tok.cfg))
+    fpt = tok.cfg.frames_per_token
+    return [np.asarray(tok.normalizer.denormalize(f[: len(c) * fpt]), np.float32) for f, c in zip(feats, codes)]
+
+
 def _write_sample(stem: pathlib.Path, features_tf: np.ndarray, prompt: str, render: bool) -> dict[str, Any]:
     """Writes one motion's features, joints, BVH (and GIF); returns their paths and frame count."""
     from mm_jax.motion.bvh import write_motion_bvh

@@ -40,6 +40,8 @@ def test_bad_input_is_a_named_error_with_exit_code_2(tmp_path, capsys):
     assert "NaN" in capsys.readouterr().err
     assert main(["data", "synth", "--out", str(tmp_path / "d"), "--set", "nmu=3"]) == 2
     assert "unknown SynthConfig key 'nmu'" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path), "--evaluator", str(tmp_path)]) == 2
+    assert "needs --data" in capsys.readouterr().err
 
 
 def test_render_and_export_from_a_dataset(tiny_dataset, tmp_path, capsys):

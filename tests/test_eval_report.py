@@ -9,13 +9,16 @@ from mm_jax.eval.report import COLUMNS, ROWS, write_report
 
 def test_write_report_has_every_row_and_column(tmp_path):
     row = {c: 0.5 for c in COLUMNS} | {"num": 3}
-    report = {"rows": {name: dict(row, fid=float(i)) for i, name in enumerate(ROWS)}, "split": "test",
+    rows = {name: dict(row, fid=float(i)) for i, name in enumerate(ROWS)}
+    rows["real"]["multimodality"] = None  # one motion per caption: undefined
+    report = {"rows": rows, "split": "test", "multimodality": {"texts": 32, "repeats": 10, "pairs": 10},
               "num_sequences": 3, "decoder_run": "RUN", "decoder_step": 7, "tokenizer_run": "TOK", "seed": 0,
               "cfg_scale": 2.5, "evaluator": {"dir": "EV", "identity": "ev/1:abc", "version": "ev/1", "step": 9}}
     write_report(report, tmp_path / "rep")
     assert json.loads((tmp_path / "rep.json").read_text())["rows"]["untrained"]["fid"] == 3.0
     md = (tmp_path / "rep.md").read_text()
-    assert "ev/1:abc" in md and "step 7" in md
+    assert "ev/1:abc" in md and "step 7" in md and "10 motions for each of 32 captions" in md
     table = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| row")]
     assert [ln.split("|")[1].strip() for ln in table] == list(ROWS)
     assert all(len(ln.split("|")) == len(COLUMNS) + 3 for ln in table)
+    assert table[0].split("|")[1 + 1 + COLUMNS.index("multimodality")].strip() == "–"

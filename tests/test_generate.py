@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 
 import numpy as np
 import pytest
 import shards_fake as sf
-import train_fixtures as tfx
 
-from mm_jax import train
 from mm_jax.errors import CheckpointError, DataError
 from mm_jax.generate import generate, slug
-from mm_jax.trainer import setup
 
 PROMPTS = ["a person walks forward", "jumps"]
-
-
-@pytest.fixture(scope="module")
-def decoder_run(tiny_tokenizer, tmp_path_factory) -> pathlib.Path:
-    """A 2-step decoder run whose codebook and shard identity are the tiny tokenizer's."""
-    from mm_jax.tokenizer.artifact import load_tokenizer
-
-    levels = tuple(load_tokenizer(tiny_tokenizer).cfg.fsq_levels)
-    exp = tfx.experiment("", steps=2, warmup_steps=1, val_every=0, ckpt_every=2, log_every=1)
-    exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, fsq_levels=levels),
-                              tokenizer_run=str(tiny_tokenizer))
-    shards = tfx.make_train_shards(tmp_path_factory.mktemp("gen_shards"), num=40,
-                                   identity=setup.tokenizer_identity(exp))
-    exp = dataclasses.replace(exp, shards_dir=str(shards))
-    workdir = tmp_path_factory.mktemp("gen_decoder")
-    train.run(exp, workdir)
-    return workdir
 
 
 def _gen(run, out, **kw):

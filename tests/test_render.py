@@ -107,6 +107,24 @@ def test_bad_inputs(tmp_path):
         render.render_strip(_walk(3), tmp_path / "x.png", num_frames=0)
 
 
+def test_contact_sheet_stacks_one_strip_per_motion(tmp_path):
+    calls = []
+    h1, w1 = render.render_contact_sheet([(_walk(20), "one")], tmp_path / "one.png", num_frames=3)
+    h3, w3 = render.render_contact_sheet([(_walk(20), "a"), (_walk(5), "b"), (_walk(30), "c")],
+                                         tmp_path / "three.png", num_frames=3,
+                                         progress=lambda d, n: calls.append((d, n)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert w1 == w3 and 2.5 * h1 < h3 < 3.5 * h1
+    with Image.open(tmp_path / "three.png") as im:
+        assert im.size == (w3, h3)
+        assert np.asarray(im.convert("RGB")).std() > 10
+    with pytest.raises(DataError, match="at least one motion"):
+        render.render_contact_sheet([], tmp_path / "none.png")
+    with pytest.raises(ShapeError):
+        render.render_contact_sheet([(np.zeros((5, 21, 3)), "bad")], tmp_path / "bad.png")
+    assert not (tmp_path / "none.png").exists() and not (tmp_path / "bad.png").exists()
+
+
 def test_mp4_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(render.shutil, "which", lambda name: None)
     with pytest.raises(ConfigError, match="ffmpeg"):

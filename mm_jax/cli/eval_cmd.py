@@ -61,22 +61,45 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def register_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="report: real / model / random_tokens / untrained through the evaluator")
+    p = sub.add_parser("eval", help="report: real / model / random_tokens / untrained through the evaluator; "
+                                    "with --suite, per-prompt scores of a prompt suite")
     p.add_argument("--checkpoint", required=True, help="decoder run directory")
     p.add_argument("--evaluator", required=True, help="evaluator directory (mm-jax evaluator train)")
-    p.add_argument("--data", required=True, help="dataset directory")
+    p.add_argument("--data", help="dataset directory (required without --suite; with it, real reference clips)")
     p.add_argument("--split", default="test")
-    p.add_argument("--out", default="experiments/results/eval_report", help="output stem (.md and .json)")
+    p.add_argument("--suite", help="a prompt suite (JSONL, data/prompts/README.md): score it instead")
+    p.add_argument("--num-samples", type=int, default=1, help="with --suite: motions per prompt")
+    p.add_argument("--no-sheets", action="store_true", help="with --suite: skip the contact-sheet PNGs")
+    p.add_argument("--out", help="output stem (.md and .json); default experiments/results/eval_report, "
+                                 "or suite_report with --suite")
     p.add_argument("--cfg", type=float, default=2.5)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from mm_jax.errors import ConfigError
     from mm_jax.eval.report import evaluate_decoder, write_report
 
+    if args.suite:
+        return _eval_suite(args)
+    if not args.data:
+        raise ConfigError("mm-jax eval needs --data (the dataset whose split is scored), or --suite")
+    args.out = args.out or "experiments/results/eval_report"
     report = evaluate_decoder(args.checkpoint, args.evaluator, args.data, split=args.split, seed=args.seed,
                               cfg_scale=args.cfg)
     write_report(report, args.out)
     print(open(f"{args.out}.md").read())
+    return 0
+
+
+def _eval_suite(args: argparse.Namespace) -> int:
+    from mm_jax.eval.suite import evaluate_suite, write_suite_report
+
+    report, joints = evaluate_suite(args.checkpoint, args.evaluator, args.suite, data_dir=args.data,
+                                    num_samples=args.num_samples, seed=args.seed, cfg_scale=args.cfg)
+    out = args.out or "experiments/results/suite_report"
+    with progress_bar("contact sheets", unit="strip") as bar:
+        write_suite_report(report, None if args.no_sheets else joints, out, progress=bar)
+    print(open(f"{out}.md").read())
     return 0

@@ -11,7 +11,11 @@ on a split, every one through the same trained evaluator:
 
 Each row has ``fid`` (against ``real``'s embeddings), ``r_precision_top1/2/3``
 (the true caption among 32), ``mm_dist`` and ``diversity`` (min(300, n)
-pairs), plus ``jerk`` and ``foot_skating`` of the joints. Captions are each
+pairs), plus ``jerk`` and ``foot_skating`` of the joints. The generated rows
+also have ``multimodality``: ``mm_repeats`` (10) motions for each of the first
+``mm_texts`` (32) captions, 10 pairs per caption (the field samples 100
+captions x 30 motions; this is the CPU-sized version, stated in the report);
+``real`` has one motion per caption, so none. Captions are each
 sequence's first paraphrase. A sample that emits EOS at once is scored with
 one code (the shortest motion), so every caption has a motion.
 """
@@ -25,9 +29,9 @@ import pathlib
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from mm_jax.errors import ConfigError
 from mm_jax.eval import metrics as M
 from mm_jax.eval import quality as Q
 from mm_jax.eval.evaluator import embed_motion, embed_text, load_evaluator
@@ -36,31 +40,29 @@ log = logging.getLogger(__name__)
 
 ROWS = ("real", "model", "random_tokens", "untrained")
 COLUMNS = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
-           "jerk", "foot_skating")
+           "multimodality", "jerk", "foot_skating")
+MM_PAIRS = 10
 
 
-def _decode_padded(tok: Any, codes: list[np.ndarray]) -> list[np.ndarray]:
-    """Raw features [T_i, F] of each code list, decoded as one padded batch (one compile)."""
-    from mm_jax.tokenizer import model as tmodel
-
-    n_max = max(len(c) for c in codes)
-    ids = np.zeros((len(codes), n_max), np.int32)
-    for i, c in enumerate(codes):
-        ids[i, : len(c)] = c
-    feats = np.asarray(jax.jit(tmodel.decode, static_argnums=2)(tok.params, jnp.asarray(ids), tok.cfg))
-    fpt = tok.cfg.frames_per_token
-    return [np.asarray(tok.normalizer.denormalize(f[: len(c) * fpt]), np.float32) for f, c in zip(feats, codes)]
-
-
-def _sampled_codes(dec: Any, captions: list[str], tok: Any, *, seed: int, cfg_scale: float) -> list[np.ndarray]:
+def _sampled_codes(dec: Any, captions: list[str], tok: Any, *, seed: int, cfg_scale: float,
+                   num_samples: int = 1) -> list[np.ndarray]:
+    """Codes of ``num_samples`` motions per caption (caption-major), each cut at EOS (at least one code)."""
     from mm_jax.generate import sample_codes, text_features
 
     text_params, text_psc, mask_ps = text_features(dec.exp, captions, None)
     max_new = dec.exp.model.max_motion_tokens - 1
     options = {"temperature": 1.0, "top_k": 0, "top_p": 0.95, "cfg_scale": cfg_scale}
-    tokens, lengths = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=1,
+    tokens, lengths = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
                                    max_new_tokens=max_new, options=options, seed=seed)
     return [t[: max(int(n), 1)] for t, n in zip(tokens, lengths)]
+
+
+def _multimodality(ev: Any, tok: Any, codes: list[np.ndarray], num_texts: int, key: jax.Array) -> float:
+    """MultiModality of ``codes`` (caption-major, ``len(codes) // num_texts`` motions per caption)."""
+    from mm_jax.generate import decode_codes
+
+    emb = embed_motion(ev, decode_codes(tok, codes))
+    return M.multimodality(emb.reshape(num_texts, len(codes) // num_texts, -1), key=key, num_pairs=MM_PAIRS)
 
 
 def _row(ev: Any, text_emb: np.ndarray, feats: list[np.ndarray], real_emb: np.ndarray | None,
@@ -85,9 +87,10 @@ def _row(ev: Any, text_emb: np.ndarray, feats: list[np.ndarray], real_emb: np.nd
 
 def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib.Path,
                      data_dir: str | pathlib.Path, *, split: str = "test", seed: int = 0,
-                     cfg_scale: float = 2.5, max_sequences: int | None = None) -> dict[str, Any]:
+                     cfg_scale: float = 2.5, max_sequences: int | None = None, mm_texts: int = 32,
+                     mm_repeats: int = 10) -> dict[str, Any]:
     """The four rows (see the module docstring) and what made them."""
-    from mm_jax.generate import load_decoder
+    from mm_jax.generate import decode_codes, load_decoder
     from mm_jax.model import llama
     from mm_jax.motion.synth import load_dataset
     from mm_jax.tokenizer.artifact import load_tokenizer
@@ -99,7 +102,9 @@ def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathl
     ev = load_evaluator(evaluator_dir)
     dec = load_decoder(decoder_run)
     tok = load_tokenizer(dec.exp.tokenizer_run)
-    keys = jax.random.split(jax.random.key(seed), 5)
+    if mm_repeats < MM_PAIRS or mm_texts < 1:
+        raise ConfigError(f"mm_repeats={mm_repeats} must be >= {MM_PAIRS} and mm_texts={mm_texts} >= 1")
+    keys = jax.random.split(jax.random.key(seed), 6)
     text_emb = embed_text(ev, captions)
     real_emb = embed_motion(ev, real)
     model_codes = _sampled_codes(dec, captions, tok, seed=seed, cfg_scale=cfg_scale)
@@ -110,13 +115,30 @@ def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathl
     rows = {"real": _row(ev, text_emb, real, None, keys[0])}
     for name, codes, key in (("model", model_codes, keys[1]), ("random_tokens", random_codes, keys[2]),
                              ("untrained", untrained_codes, keys[3])):
-        rows[name] = _row(ev, text_emb, _decode_padded(tok, codes), real_emb, key)
+        rows[name] = _row(ev, text_emb, decode_codes(tok, codes), real_emb, key)
+    mm_caps = captions[:mm_texts]
+    mm_model = _sampled_codes(dec, mm_caps, tok, seed=seed + 1, cfg_scale=cfg_scale, num_samples=mm_repeats)
+    mm_untrained = _sampled_codes(untrained, mm_caps, tok, seed=seed + 1, cfg_scale=cfg_scale,
+                                  num_samples=mm_repeats)
+    mm_random = [rng.integers(0, tok.cfg.codebook_size, len(c)).astype(np.int32) for c in mm_model]
+    rows["real"]["multimodality"] = None
+    for name, codes in (("model", mm_model), ("random_tokens", mm_random), ("untrained", mm_untrained)):
+        rows[name]["multimodality"] = _multimodality(ev, tok, codes, len(mm_caps), keys[5])
     ev_meta = json.loads((pathlib.Path(evaluator_dir) / "evaluator.json").read_text())
     return {"rows": rows, "split": split, "num_sequences": len(ids), "decoder_run": str(decoder_run),
             "decoder_step": dec.step, "tokenizer_run": str(dec.exp.tokenizer_run), "seed": seed,
-            "cfg_scale": cfg_scale, "evaluator": {"dir": str(evaluator_dir), "identity": ev.identity,
-                                                  "version": ev_meta.get("version"),
-                                                  "step": ev_meta.get("step")}}
+            "cfg_scale": cfg_scale, "multimodality": {"texts": len(mm_caps), "repeats": mm_repeats,
+                                                      "pairs": MM_PAIRS},
+            "evaluator": {"dir": str(evaluator_dir), "identity": ev.identity, "version": ev_meta.get("version"),
+                          "step": ev_meta.get("step")}}
+
+
+def _mm_note(report: dict[str, Any]) -> str:
+    mm = report.get("multimodality")
+    if not mm:
+        return ""
+    return (f" MultiModality: {mm['repeats']} motions for each of {mm['texts']} captions, {mm['pairs']} pairs "
+            "per caption (the field's: 30 motions for 100 captions).")
 
 
 def write_report(report: dict[str, Any], out_stem: str | pathlib.Path) -> None:
@@ -129,9 +151,9 @@ def write_report(report: dict[str, Any], out_stem: str | pathlib.Path) -> None:
              f"Decoder `{report['decoder_run']}` step {report['decoder_step']}, CFG {report['cfg_scale']}, "
              f"seed {report['seed']}; evaluator `{ev['dir']}` ({ev['version']}, identity {ev['identity']}, "
              f"step {ev['step']}). R-precision pools {report['rows']['real'].get('r_precision_pool', 32)} "
-             "captions (the field's protocol: 32).\n",
+             "captions (the field's protocol: 32)." + _mm_note(report) + "\n",
              "| row | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name in ROWS:
         r = report["rows"][name]
-        lines.append(f"| {name} | " + " | ".join(f"{r[c]:.3f}" for c in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join("–" if r.get(c) is None else f"{r[c]:.3f}" for c in COLUMNS) + " |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -21,7 +21,7 @@ import os
 import pathlib
 import shutil
 import subprocess
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -124,14 +124,14 @@ class _Panel:
 
 def _render_frames(
     motions: Sequence[np.ndarray], titles: Sequence[str | None], plan: Sequence[Sequence[int]],
-    *, suptitle: str | None, follow: bool, radius: float, counter: bool = True,
+    *, suptitle: str | None, follow: bool, radius: float, counter: bool = True, dpi: int = DPI,
 ) -> Iterator[np.ndarray]:
     """Yields RGB frames [H, W, 3] uint8, motions side by side.
 
     ``plan[k][i]`` is the frame of motion ``i`` drawn in output frame ``k``.
     """
     n = len(motions)
-    fig = Figure(figsize=(PANEL_INCHES * n, PANEL_INCHES + 0.5), dpi=DPI)
+    fig = Figure(figsize=(PANEL_INCHES * n, PANEL_INCHES + 0.5), dpi=dpi)
     canvas = FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.0, right=1.0, bottom=0.03, top=0.84, wspace=0.0)
     panels = [_Panel(fig.add_subplot(1, n, i + 1, projection="3d"), m, titles[i], follow, radius)
@@ -231,16 +231,17 @@ def render_side_by_side(
     return count
 
 
-def render_strip(
-    joints: np.ndarray | jax.Array, path_png: str | os.PathLike, num_frames: int = 8,
-    *, title: str | None = None, fps: float = 30, radius: float = 1.0,
-) -> np.ndarray:
-    """Writes one image (PNG) with ``num_frames`` evenly spaced frames in a row.
+def strip_image(
+    joints: np.ndarray | jax.Array, num_frames: int = 8, *, title: str | None = None, fps: float = 30,
+    radius: float = 1.0, dpi: int = DPI,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``num_frames`` evenly spaced frames of one motion in a row, as an image.
 
     Each panel follows the root at its frame and shows the trail so far.
 
     Returns:
-      The frame indices drawn, [<= num_frames] ints (fewer for very short clips).
+      (RGB image [H, W, 3] uint8, the frame indices drawn: <= num_frames ints,
+      fewer for very short clips).
     """
     motion = _as_joints(joints, "joints")
     if num_frames < 1:
@@ -249,11 +250,68 @@ def render_strip(
     names = [f"t={i / fps:.1f}s" for i in idx]
     plan = [[int(i) for i in idx]]
     rgb = next(_render_frames([motion] * len(idx), names, plan, suptitle=title, follow=True,
-                              radius=radius, counter=False))
+                              radius=radius, counter=False, dpi=dpi))
+    return rgb, idx
+
+
+def _save_png(rgb: np.ndarray, path_png: str | os.PathLike, colors: int | None = None) -> None:
+    """Writes an RGB image; ``colors`` quantizes it to a palette of that many colours first (smaller files)."""
     path = pathlib.Path(path_png)
     path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(rgb)
+    if colors is not None:
+        image = image.quantize(colors=colors)
     try:
-        Image.fromarray(rgb).save(path)
+        image.save(path)
     except (ValueError, KeyError) as err:
         raise ConfigError(f"cannot write an image to {path}: unknown suffix {path.suffix!r}") from err
+
+
+def render_strip(
+    joints: np.ndarray | jax.Array, path_png: str | os.PathLike, num_frames: int = 8,
+    *, title: str | None = None, fps: float = 30, radius: float = 1.0,
+) -> np.ndarray:
+    """Writes one image (PNG) with ``num_frames`` evenly spaced frames in a row (see :func:`strip_image`).
+
+    Returns:
+      The frame indices drawn, [<= num_frames] ints (fewer for very short clips).
+    """
+    rgb, idx = strip_image(joints, num_frames, title=title, fps=fps, radius=radius)
+    _save_png(rgb, path_png)
     return idx
+
+
+def render_contact_sheet(
+    rows: Sequence[tuple[np.ndarray | jax.Array, str]], path_png: str | os.PathLike, num_frames: int = 6,
+    *, fps: float = 30, dpi: int = 60, progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """One PNG with a frame strip per motion, stacked top to bottom, each titled with its label.
+
+    Args:
+      rows: (joints [T, 22, 3], label) per strip.
+      path_png: output image.
+      num_frames: frames per strip (clips shorter than that give fewer; rows are padded white).
+      dpi: resolution of each strip (the default keeps a 20-row sheet near 0.3 MB).
+      progress: called as ``progress(done, total)`` after each strip.
+
+    Returns:
+      The sheet's (height, width) in pixels.
+    """
+    if not rows:
+        raise DataError("a contact sheet needs at least one motion")
+    strips = []
+    for i, (joints, label) in enumerate(rows):
+        rgb = strip_image(joints, num_frames, title=label, fps=fps, dpi=dpi)[0]
+        inked = np.flatnonzero((rgb < 250).any(axis=(1, 2)))  # drop the blank bands above and below
+        strips.append(rgb[max(int(inked[0]) - 4, 0) : int(inked[-1]) + 5] if inked.size else rgb)
+        if progress is not None:
+            progress(i + 1, len(rows))
+    width = max(s.shape[1] for s in strips)
+    sheet = np.full((sum(s.shape[0] for s in strips), width, 3), 255, np.uint8)
+    top = 0
+    for s in strips:
+        sheet[top : top + s.shape[0], : s.shape[1]] = s
+        top += s.shape[0]
+        sheet[top - 1] = 160  # a thin rule between rows
+    _save_png(sheet, path_png, colors=64)
+    return sheet.shape[0], sheet.shape[1]

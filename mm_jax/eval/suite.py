@@ -1,0 +1,376 @@
+"""A decoder on the zero-shot prompt suite: per-prompt scores, per-tag and per-category tables (stage: eval).
+
+``evaluate_suite(decoder_run, evaluator_dir, suite_path)`` samples
+``num_samples`` motions for every prompt of a suite
+(:func:`mm_jax.eval_suite.load_suite`) in one batch, each cut to its
+prompt's ``seconds`` (the decoder has no length input: its budget is
+``ceil(seconds * 30 / frames_per_token)`` codes), decodes them with the
+run's tokenizer and scores each prompt through the trained evaluator:
+
+* ``similarity``: cosine between the evaluator's embedding of the prompt and of
+  the generated motion (both unit norm), mean over the prompt's samples;
+* ``match_top1`` / ``match_top3``: the generated motion is compared with the
+  text of *every* prompt of the suite; a hit when one of the k most similar
+  prompts means the same primitives (``Prompt.primitives``, order included).
+  Undefined (NaN) for prompts with no primitives. Chance is the share of
+  prompts with the same primitives (``match_chance``);
+* ``jerk`` (m/s^3), ``foot_skating`` (ratio), ``floating_m`` and
+  ``penetration_m`` (m): :mod:`mm_jax.eval.quality` of the joints.
+
+Two yardsticks are scored the same way, so that a table says what is lost
+where: ``random_*`` (uniformly random codes of the model's lengths: the floor)
+and, when a dataset is given, ``reference_*``: real clips of the dataset
+whose primitives are the prompt's (one primitive: that step; A then B: the
+two consecutive steps; A while G: the step of locomotion A with gesture G),
+up to ``max_references`` per prompt, cropped from the sequences at the steps'
+frame spans. The reference similarity of a paraphrase against that of its
+seen wording measures what the evaluator's text side loses on new words; the
+model's drop beyond it is the decoder's.
+
+Outputs (:func:`write_suite_report`): ``OUT.json`` (options, evaluator
+identity, per-prompt records, per-tag / per-category / overall means) and
+``OUT.md`` (the tables), and one contact-sheet PNG per category in
+``OUT_sheets/`` with a frame strip of each prompt's first sample.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import pathlib
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from mm_jax.errors import ConfigError, DataError
+from mm_jax.eval_suite import CATEGORIES, TAGS, Prompt, load_suite
+
+log = logging.getLogger(__name__)
+
+SCORES = ("similarity", "match_top1", "match_top3", "jerk", "foot_skating", "floating_m", "penetration_m")
+SOURCES = ("model", "random", "reference")
+MIN_CLIP_FRAMES = 8  # shorter reference spans are skipped
+TABLE = (  # (json key, markdown header) of the per-tag / per-category tables
+    ("model/similarity", "sim model"),
+    ("random/similarity", "sim random"),
+    ("reference/similarity", "sim real"),
+    ("model/match_top1", "match@1 model"),
+    ("model/match_top3", "match@3 model"),
+    ("random/match_top1", "match@1 random"),
+    ("reference/match_top1", "match@1 real"),
+    ("match_chance", "match chance"),
+    ("model/jerk", "jerk m/s³"),
+    ("model/foot_skating", "foot skating"),
+    ("model/floating_m", "floating m"),
+)
+
+
+# --- references -----------------------------------------------------------------------
+
+
+def _step_names(record: dict) -> list[tuple[str, str | None]]:
+    return [(p["name"], (p["while"] or {}).get("name")) for p in record["primitives"]]
+
+
+def reference_spans(record: dict, primitives: Sequence[str]) -> list[tuple[int, int]]:
+    """Frame spans ``[start, end)`` of ``record`` (a dataset record) that show ``primitives``.
+
+    One primitive: each step of it with no gesture on top. Several: each run of
+    consecutive steps with exactly those names. Two, ``[A, G]``, also match a
+    step of A performed while doing gesture G.
+    """
+    steps, names = record["primitives"], _step_names(record)
+    k = len(primitives)
+    if k == 0:
+        return []
+    if k == 1:
+        return [(s["start"], s["end"]) for s, (n, g) in zip(steps, names) if n == primitives[0] and g is None]
+    spans = [(steps[i]["start"], steps[i + k - 1]["end"]) for i in range(len(steps) - k + 1)
+             if [n for n, _ in names[i : i + k]] == list(primitives)]
+    if k == 2:
+        spans += [(s["start"], s["end"]) for s, (n, g) in zip(steps, names) if (n, g) == tuple(primitives)]
+    return spans
+
+
+def find_references(ds: Any, prompts: Sequence[Prompt], *, limit: int) -> list[list[np.ndarray]]:
+    """Up to ``limit`` real clips (raw features [T, 272]) per prompt, test split first, then val, then train."""
+    wanted = {tuple(p.primitives) for p in prompts if p.primitives}
+    found: dict[tuple[str, ...], list[np.ndarray]] = {w: [] for w in wanted}
+    for split in ("test", "val", "train"):
+        for seq_id in ds.ids(split):
+            if all(len(v) >= limit for v in found.values()):
+                break
+            record = ds.record(seq_id)
+            names = {n for n, _ in _step_names(record)}
+            for w, clips in found.items():
+                if len(clips) >= limit or not set(w) <= names | {g for _, g in _step_names(record) if g}:
+                    continue
+                for start, end in reference_spans(record, w)[: limit - len(clips)]:
+                    if end - start >= MIN_CLIP_FRAMES:
+                        clips.append(np.asarray(ds.sequence(seq_id)[start:end], np.float32))
+    return [found.get(tuple(p.primitives), []) if p.primitives else [] for p in prompts]
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+
+def match_hits(sim_np: np.ndarray, owner_n: np.ndarray, keys: Sequence[tuple[str, ...]], k: int) -> np.ndarray:
+    """Per motion, 1.0 when one of its ``k`` most similar prompts has its owner's primitives, else 0.0.
+
+    Args:
+      sim_np: [N, P] similarity of N motions to the P prompts' texts.
+      owner_n: [N] the prompt each motion was made for.
+      keys: P primitive tuples; an empty tuple makes its motions NaN (no answer).
+      k: how many of the most similar prompts count.
+    """
+    sim_np = np.asarray(sim_np, np.float64)
+    if sim_np.ndim != 2 or sim_np.shape[1] != len(keys) or len(owner_n) != sim_np.shape[0]:
+        raise DataError(f"similarities {sim_np.shape} do not match {len(owner_n)} owners and {len(keys)} prompts")
+    top = np.argsort(-sim_np, axis=1, kind="stable")[:, :k]
+    out = np.full(len(owner_n), np.nan)
+    for i, (own, row) in enumerate(zip(owner_n, top)):
+        if keys[own]:
+            out[i] = float(any(keys[j] == keys[own] for j in row))
+    return out
+
+
+def _quality(feats: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    from mm_jax.eval import quality as Q
+    from mm_jax.motion.features import joints_from_features
+
+    joints_fn = jax.jit(joints_from_features)
+    out = []
+    for f in feats:
+        j = np.asarray(joints_fn(f))
+        out.append({"jerk": Q.jerk(j), "foot_skating": Q.foot_skating_ratio(j), "floating_m": Q.floating(j),
+                    "penetration_m": Q.penetration(j)})
+    return out
+
+
+def _score(ev: Any, text_pe: np.ndarray, feats: Sequence[np.ndarray], owner_n: np.ndarray,
+           keys: Sequence[tuple[str, ...]]) -> list[dict[str, float]]:
+    """Per-motion scores (:data:`SCORES`) of clips made for prompts ``owner_n``."""
+    from mm_jax.eval.evaluator import embed_motion
+
+    emb_ne = embed_motion(ev, feats)
+    sim_np = emb_ne @ text_pe.T
+    own_sim = sim_np[np.arange(len(owner_n)), owner_n]
+    top1, top3 = match_hits(sim_np, owner_n, keys, 1), match_hits(sim_np, owner_n, keys, 3)
+    return [{"similarity": float(s), "match_top1": float(a), "match_top3": float(b), **q}
+            for s, a, b, q in zip(own_sim, top1, top3, _quality(feats))]
+
+
+def _mean_per_prompt(scores: list[dict[str, float]], owner_n: np.ndarray, num_prompts: int
+                     ) -> list[dict[str, float]]:
+    """Means of each score over the clips of each prompt (NaN where a prompt has none)."""
+    out = []
+    for p in range(num_prompts):
+        rows = [s for s, o in zip(scores, owner_n) if o == p]
+        out.append({k: (float(np.nanmean([r[k] for r in rows])) if rows and not all(math.isnan(r[k]) for r in rows)
+                        else float("nan")) for k in SCORES})
+    return out
+
+
+def summarize(records: Sequence[dict[str, Any]], by: str | None) -> dict[str, dict[str, float]]:
+    """Means of every numeric per-prompt field over the prompts of each group (NaNs skipped).
+
+    ``by`` is ``"tag"``, ``"category"`` or None (one group, ``"all"``). Each group
+    also has ``prompts`` (its size) and ``n/<field>`` (how many prompts had a value).
+    """
+    groups: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in records:
+        groups[r[by] if by else "all"].append(r)
+    order = {"tag": TAGS, "category": CATEGORIES}.get(by or "", ("all",))
+    out = {}
+    for name in [g for g in order if g in groups] + sorted(set(groups) - set(order)):
+        rows = groups[name]
+        fields = [k for k, v in rows[0].items() if isinstance(v, float)]
+        summary: dict[str, float] = {"prompts": len(rows)}
+        for k in fields:
+            vals = np.array([r[k] for r in rows], np.float64)
+            ok = ~np.isnan(vals)
+            summary[k] = float(vals[ok].mean()) if ok.any() else float("nan")
+            summary[f"n/{k}"] = int(ok.sum())
+        out[name] = summary
+    return out
+
+
+def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib.Path,
+                   suite_path: str | pathlib.Path, *, data_dir: str | pathlib.Path | None = None,
+                   num_samples: int = 1, seed: int = 0, cfg_scale: float = 2.5, top_p: float = 0.95,
+                   max_references: int = 4, text_tokenizer: Any = None, evaluator: Any = None
+                   ) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Scores a decoder run on a prompt suite (see the module docstring).
+
+    Args:
+      decoder_run: a ``mm-jax train`` work directory.
+      evaluator_dir: a ``mm-jax evaluator train`` directory.
+      suite_path: a prompt suite (JSONL, ``data/prompts/README.md``).
+      data_dir: a dataset for the ``reference`` yardstick (None: no references).
+      num_samples: motions per prompt, sampled in one batch under ``key(seed)``.
+      seed, cfg_scale, top_p: sampling options (temperature 1, no top-k).
+      max_references: real clips per prompt at most.
+      text_tokenizer, evaluator: overrides for tests (a fake text tokenizer for
+        the decoder; an already loaded :class:`~mm_jax.eval.evaluator.Evaluator`).
+
+    Returns:
+      (the report dict, joints [T, 22, 3] of each prompt's first sample).
+    """
+    from mm_jax.eval.evaluator import embed_text, load_evaluator
+    from mm_jax.generate import decode_codes, load_decoder, sample_codes, text_features
+    from mm_jax.motion.features import joints_from_features
+    from mm_jax.sample import max_tokens_for_seconds
+    from mm_jax.tokenizer.artifact import load_tokenizer
+
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
+    prompts = load_suite(suite_path)
+    ev = evaluator if evaluator is not None else load_evaluator(evaluator_dir)
+    dec = load_decoder(decoder_run)
+    tok = load_tokenizer(dec.exp.tokenizer_run)
+    texts = [p.prompt for p in prompts]
+    keys = [tuple(p.primitives) for p in prompts]
+    budgets = np.array([max_tokens_for_seconds(p.seconds, frames_per_token=tok.cfg.frames_per_token)
+                        for p in prompts])
+    max_new = int(min(budgets.max() + 1, dec.exp.model.max_motion_tokens - 1))
+    text_params, text_psc, mask_ps = text_features(dec.exp, texts, text_tokenizer)
+    options = {"temperature": 1.0, "top_k": 0, "top_p": top_p, "cfg_scale": cfg_scale}
+    log.info("sampling %d prompts x %d samples, up to %d codes", len(prompts), num_samples, max_new)
+    tokens_bn, lengths_b = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
+                                        max_new_tokens=max_new, options=options, seed=seed)
+    owner = np.repeat(np.arange(len(prompts)), num_samples)
+    lengths = np.minimum(lengths_b, budgets[owner])
+    codes = [t[: max(int(n), 1)] for t, n in zip(tokens_bn, lengths)]  # EOS at once: one code
+    rng = np.random.default_rng(seed)
+    random_codes = [rng.integers(0, tok.cfg.codebook_size, len(c)).astype(np.int32) for c in codes]
+    text_pe = embed_text(ev, texts)
+    log.info("decoding and scoring %d generated and %d random motions", len(codes), len(codes))
+    model_feats = decode_codes(tok, codes)
+    per = {"model": _mean_per_prompt(_score(ev, text_pe, model_feats, owner, keys), owner, len(prompts)),
+           "random": _mean_per_prompt(_score(ev, text_pe, decode_codes(tok, random_codes), owner, keys), owner,
+                                      len(prompts))}
+    ref_counts = [0] * len(prompts)
+    if data_dir is not None:
+        from mm_jax.motion.synth import load_dataset
+
+        refs = find_references(load_dataset(data_dir), prompts, limit=max_references)
+        ref_counts = [len(r) for r in refs]
+        ref_owner = np.array([i for i, r in enumerate(refs) for _ in r], np.int64)
+        ref_feats = [c for r in refs for c in r]
+        log.info("scoring %d reference clips for %d prompts", len(ref_feats), sum(n > 0 for n in ref_counts))
+        if ref_feats:
+            per["reference"] = _mean_per_prompt(_score(ev, text_pe, ref_feats, ref_owner, keys), ref_owner,
+                                                len(prompts))
+    records = []
+    for i, p in enumerate(prompts):
+        mine = owner == i
+        rec: dict[str, Any] = {"id": p.id, "category": p.category, "tag": p.tag, "prompt": p.prompt,
+                               "primitives": list(p.primitives), "seconds": p.seconds,
+                               "budget_codes": int(budgets[i]), "codes": [int(n) for n in lengths[mine]],
+                               "empty_samples": int((lengths[mine] == 0).sum()), "references": ref_counts[i],
+                               "match_chance": (float(np.mean([k == keys[i] for k in keys])) if keys[i]
+                                                else float("nan"))}
+        for source, rows in per.items():
+            rec.update({f"{source}/{k}": v for k, v in rows[i].items()})
+        records.append(rec)
+    first = [model_feats[i * num_samples] for i in range(len(prompts))]
+    joints = [np.asarray(jax.jit(joints_from_features)(f)) for f in first]
+    report = {
+        "suite": str(suite_path), "num_prompts": len(prompts), "num_samples": num_samples,
+        "decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(dec.exp.tokenizer_run),
+        "data_dir": None if data_dir is None else str(data_dir), "max_references": max_references, "seed": seed,
+        "cfg_scale": cfg_scale, "top_p": top_p, "max_new_tokens": max_new,
+        "evaluator": {"dir": str(evaluator_dir), "identity": ev.identity},
+        "overall": summarize(records, None)["all"], "by_tag": summarize(records, "tag"),
+        "by_category": summarize(records, "category"), "prompts": records,
+    }
+    return report, joints
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN -> None throughout (strict JSON has no NaN)."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else (f"{v:.1f}" if abs(v) >= 100 else f"{v:.3f}")
+    return str(v)
+
+
+def _table(groups: dict[str, dict[str, float]], first: str) -> list[str]:
+    head = [first, "prompts"] + [h for _, h in TABLE]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, g in groups.items():
+        cells = [name, str(g["prompts"])] + [_cell(g.get(k, float("nan"))) for k, _ in TABLE]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_suite_report(report: dict[str, Any], joints: Sequence[np.ndarray] | None,
+                       out_stem: str | pathlib.Path, *, sheet_frames: int = 6,
+                       progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
+    """Writes ``OUT.json``, ``OUT.md`` and (``joints`` given) ``OUT_sheets/contact_<category>.png``.
+
+    Returns:
+      {category: contact-sheet path}.
+    """
+    from mm_jax.motion.render import render_contact_sheet
+
+    out = pathlib.Path(out_stem)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheets: dict[str, str] = {}
+    records = report["prompts"]
+    if joints is not None:
+        if len(joints) != len(records):
+            raise DataError(f"{len(joints)} motions for {len(records)} prompts")
+        by_cat: dict[str, list[int]] = collections.defaultdict(list)
+        for i, r in enumerate(records):
+            by_cat[r["category"]].append(i)
+        done, total = 0, len(records)
+        for cat, idx in by_cat.items():
+            rows = [(joints[i], f"{records[i]['id']} [{records[i]['tag']}] {records[i]['prompt']}   "
+                                f"sim {records[i]['model/similarity']:.2f}") for i in idx]
+            path = out.parent / f"{out.name}_sheets" / f"contact_{cat}.png"
+
+            def _tick(d: int, _n: int, base: int = done) -> None:
+                if progress is not None:
+                    progress(base + d, total)
+
+            render_contact_sheet(rows, path, num_frames=sheet_frames, progress=_tick)
+            done += len(idx)
+            sheets[cat] = str(path)
+    report = dict(report, contact_sheets=sheets)
+    out.with_suffix(".json").write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n")
+    ev, o = report["evaluator"], report["overall"]
+    refs = "" if report["data_dir"] is None else (
+        f" Real reference clips from `{report['data_dir']}` (up to {report['max_references']} per prompt): "
+        f"{o.get('n/reference/similarity', 0)} of {report['num_prompts']} prompts have one; their jerk "
+        f"{_cell(o.get('reference/jerk', float('nan')))} m/s³, foot skating "
+        f"{_cell(o.get('reference/foot_skating', float('nan')))}, floating "
+        f"{_cell(o.get('reference/floating_m', float('nan')))} m.")
+    lines = [f"# Prompt-suite report: `{report['suite']}` ({report['num_prompts']} prompts, "
+             f"{report['num_samples']} sample(s) each)\n",
+             f"Decoder `{report['decoder_run']}` step {report['decoder_step']}, CFG {report['cfg_scale']}, top-p "
+             f"{report['top_p']}, seed {report['seed']}; evaluator `{ev['dir']}` (identity {ev['identity']}). "
+             "sim: cosine of evaluator text and motion embeddings. match@k: one of the k suite prompts most "
+             "similar to the motion means the same primitives (chance: the share of such prompts)." + refs + "\n",
+             "## By tag\n", *_table(report["by_tag"], "tag"), "",
+             "## By category\n", *_table(report["by_category"], "category"), "",
+             "## Overall\n", *_table({"all": o}, "suite"), ""]
+    if sheets:
+        lines += ["## Contact sheets\n", *[f"- {cat}: `{p}`" for cat, p in sheets.items()], ""]
+    out.with_suffix(".md").write_text("\n".join(lines))
+    return sheets
