@@ -6,7 +6,9 @@ reconstruction on the test split, render reconstructions beside their
 originals, pre-tokenize every split into ArrayRecord shards and train the
 text-to-motion decoder on them (its loss curves: ``decoder/curves.png``),
 generate motion for a few prompts, train the evaluator and write the report
-(``eval_report.md``: real / model / random_tokens / untrained).
+(``eval_report.md``: real / model / random_tokens / untrained), then score
+the zero-shot prompt suite (``suite_report.md`` and one contact sheet per
+category in ``suite_report_sheets/``).
 Every stage writes into ``out_dir`` and is skipped when its
 output is already complete, so an interrupted demo continues where it
 stopped.
@@ -47,6 +49,8 @@ class DemoConfig:
     max_motion_tokens: int = 80
     evaluator_preset: str = "small"
     evaluator_steps: int = 300
+    suite: str = "data/prompts/motionmillion_eval_v1.jsonl"  # relative: the working directory, else the checkout
+    suite_per_cell: int | None = None  # None: every prompt
     prompts: tuple[str, ...] = (
         "a person walks forward then waves with the right hand",
         "someone jumps in place three times",
@@ -58,7 +62,7 @@ PRESETS: dict[str, DemoConfig] = {
     "demo": DemoConfig(),
     # A minute-long run of every stage, for tests and a quick look.
     "smoke": DemoConfig(num_sequences=48, num_renders=1, tokenizer_preset="tiny", tokenizer_steps=40,
-                        decoder_steps=20, evaluator_preset="tiny", evaluator_steps=20,
+                        decoder_steps=20, evaluator_preset="tiny", evaluator_steps=20, suite_per_cell=1,
                         prompts=("a person waves",)),
 }
 
@@ -191,6 +195,24 @@ def _stage_evaluate(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
     return report["rows"]
 
 
+def _stage_suite(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
+                 progress: ProgressFactory) -> dict[str, Any]:
+    from mm_jax.errors import ConfigError
+    from mm_jax.eval.suite import evaluate_suite, write_suite_report
+
+    suite = pathlib.Path(cfg.suite)
+    if not suite.is_absolute() and not suite.is_file():  # an editable install: try the checkout's root
+        suite = pathlib.Path(__file__).resolve().parents[1] / cfg.suite
+    if not suite.is_file():
+        raise ConfigError(f"prompt suite {cfg.suite} not found in the working directory or the checkout "
+                          "(set suite= to a suite file)")
+    report, joints = evaluate_suite(out / "decoder", out / "evaluator", suite, data_dir=data_dir, seed=cfg.seed,
+                                    per_cell=cfg.suite_per_cell)
+    with progress("contact sheets", unit="strip") as bar:
+        write_suite_report(report, joints, out / "suite_report", progress=bar)
+    return report["by_tag"]
+
+
 def _stage_generate(cfg: DemoConfig, out: pathlib.Path) -> list[str]:
     from mm_jax.generate import generate
 
@@ -212,28 +234,32 @@ def run_demo(
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configs.save_json(cfg, out / "demo_config.json")
-    report(f"[1/8] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
+    report(f"[1/9] synthesising {cfg.num_sequences} motion-caption sequences -> {out / 'data'}")
     data_dir = _stage_data(cfg, out, progress)
     stats = dataset_statistics(load_dataset(data_dir))
     report("dataset statistics:\n" + json.dumps(stats, indent=2))
-    report(f"[2/8] rendering {cfg.num_renders} samples -> {out / 'renders'}")
+    report(f"[2/9] rendering {cfg.num_renders} samples -> {out / 'renders'}")
     renders = _stage_renders(data_dir, out, cfg.num_renders)
-    report(f"[3/8] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
+    report(f"[3/9] training the wavelet FSQ tokenizer ({cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps)")
     tok_dir = _stage_tokenizer(cfg, data_dir, out, progress)
-    report("[4/8] tokenizer reconstruction on the test split, side-by-side renders")
+    report("[4/9] tokenizer reconstruction on the test split, side-by-side renders")
     metrics, recon = _stage_reconstructions(data_dir, tok_dir, out, cfg.num_renders)
-    report(f"[5/8] pre-tokenizing into ArrayRecord shards -> {out / 'shards'}")
+    report(f"[5/9] pre-tokenizing into ArrayRecord shards -> {out / 'shards'}")
     shards = _stage_shards(cfg, data_dir, tok_dir, out, progress)
-    report(f"[6/8] training the text-to-motion decoder ({cfg.decoder_preset}, {cfg.decoder_steps} steps)")
+    report(f"[6/9] training the text-to-motion decoder ({cfg.decoder_preset}, {cfg.decoder_steps} steps)")
     decoder = _stage_decoder(cfg, tok_dir, out, progress)
-    report(f"[7/8] generating {len(cfg.prompts)} prompts -> {out / 'generated'}")
+    report(f"[7/9] generating {len(cfg.prompts)} prompts -> {out / 'generated'}")
     generated = _stage_generate(cfg, out)
-    report(f"[8/8] evaluator ({cfg.evaluator_preset}, {cfg.evaluator_steps} steps) and the report "
+    report(f"[8/9] evaluator ({cfg.evaluator_preset}, {cfg.evaluator_steps} steps) and the report "
            f"-> {out / 'eval_report.md'}")
     rows = _stage_evaluate(cfg, data_dir, out, progress)
     report((out / "eval_report.md").read_text())
+    report(f"[9/9] scoring the prompt suite {cfg.suite} -> {out / 'suite_report.md'}")
+    by_tag = _stage_suite(cfg, data_dir, out, progress)
+    report((out / "suite_report.md").read_text().split("## By category")[0])
     summary = {"data": str(data_dir), "dataset": stats, "renders": renders + recon,
                "tokenizer": str(tok_dir), "tokenizer_test_metrics": metrics, "shards": shards,
-               "decoder": decoder, "generated": generated, "eval_report": rows}
+               "decoder": decoder, "generated": generated, "eval_report": rows,
+               "suite_by_tag": by_tag}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

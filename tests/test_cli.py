@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
 from mm_jax.cli import main
+from mm_jax.eval_suite import load_suite
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 COMMANDS = ("data", "render", "compare", "tokenizer", "train", "plot", "plan", "generate", "eval", "evaluator", "demo")
 
@@ -72,6 +76,10 @@ def test_smoke_demo_end_to_end(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] and summary["tokenizer_test_metrics"]["num_sequences"] > 0
     assert all((out / "renders" / name).exists() for name in ("sample_0.gif", "reconstruction_0.gif"))
+    assert set(summary["suite_by_tag"]) == {"seen", "paraphrase", "composition"}
+    suite = json.loads((out / "suite_report.json").read_text())
+    cells = {(p.category, p.tag) for p in load_suite(ROOT / "data/prompts/motionmillion_eval_v1.jsonl")}
+    assert suite["num_prompts"] == len(cells) and len(list((out / "suite_report_sheets").glob("contact_*.png"))) == 7
     assert main(["demo", "--preset", "smoke", "--out", str(out)]) == 0  # resumes, skips done stages
 
 

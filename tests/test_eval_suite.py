@@ -167,6 +167,8 @@ def test_write_suite_report_files_and_sheets(scored, tmp_path):
 def test_bad_options_and_inputs(decoder_run, evaluator, suite_file, tmp_path):
     with pytest.raises(ConfigError, match="num_samples"):
         evaluate_suite(decoder_run, "EV", suite_file, num_samples=0, evaluator=evaluator)
+    with pytest.raises(ConfigError, match="per_cell"):
+        evaluate_suite(decoder_run, "EV", suite_file, per_cell=0, evaluator=evaluator)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(dict(SUITE[0], category="cooking")) + "\n")
     with pytest.raises(DataError, match="bad.jsonl:1: unknown category"):

@@ -69,6 +69,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--suite", help="a prompt suite (JSONL, data/prompts/README.md): score it instead")
     p.add_argument("--num-samples", type=int, default=1, help="with --suite: motions per prompt")
+    p.add_argument("--per-cell", type=int, help="with --suite: only the first N prompts of each category x tag")
     p.add_argument("--no-sheets", action="store_true", help="with --suite: skip the contact-sheet PNGs")
     p.add_argument("--out", help="output stem (.md and .json); default experiments/results/eval_report, "
                                  "or suite_report with --suite")
@@ -97,7 +98,8 @@ def _eval_suite(args: argparse.Namespace) -> int:
     from mm_jax.eval.suite import evaluate_suite, write_suite_report
 
     report, joints = evaluate_suite(args.checkpoint, args.evaluator, args.suite, data_dir=args.data,
-                                    num_samples=args.num_samples, seed=args.seed, cfg_scale=args.cfg)
+                                    num_samples=args.num_samples, seed=args.seed, cfg_scale=args.cfg,
+                                    per_cell=args.per_cell)
     out = args.out or "experiments/results/suite_report"
     with progress_bar("contact sheets", unit="strip") as bar:
         write_suite_report(report, None if args.no_sheets else joints, out, progress=bar)

@@ -201,8 +201,8 @@ def summarize(records: Sequence[dict[str, Any]], by: str | None) -> dict[str, di
 def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib.Path,
                    suite_path: str | pathlib.Path, *, data_dir: str | pathlib.Path | None = None,
                    num_samples: int = 1, seed: int = 0, cfg_scale: float = 2.5, top_p: float = 0.95,
-                   max_references: int = 4, text_tokenizer: Any = None, evaluator: Any = None
-                   ) -> tuple[dict[str, Any], list[np.ndarray]]:
+                   max_references: int = 4, per_cell: int | None = None, text_tokenizer: Any = None,
+                   evaluator: Any = None) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Scores a decoder run on a prompt suite (see the module docstring).
 
     Args:
@@ -213,6 +213,8 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
       num_samples: motions per prompt, sampled in one batch under ``key(seed)``.
       seed, cfg_scale, top_p: sampling options (temperature 1, no top-k).
       max_references: real clips per prompt at most.
+      per_cell: score only the first this many prompts (file order) of each
+        category x tag cell, for a quick look; None scores them all.
       text_tokenizer, evaluator: overrides for tests (a fake text tokenizer for
         the decoder; an already loaded :class:`~mm_jax.eval.evaluator.Evaluator`).
 
@@ -228,6 +230,16 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
     prompts = load_suite(suite_path)
+    if per_cell is not None:
+        if per_cell < 1:
+            raise ConfigError(f"per_cell={per_cell!r} must be >= 1 or None")
+        taken: collections.Counter = collections.Counter()
+        kept = []
+        for prompt in prompts:
+            taken[prompt.category, prompt.tag] += 1
+            if taken[prompt.category, prompt.tag] <= per_cell:
+                kept.append(prompt)
+        prompts = kept
     ev = evaluator if evaluator is not None else load_evaluator(evaluator_dir)
     dec = load_decoder(decoder_run)
     tok = load_tokenizer(dec.exp.tokenizer_run)
@@ -281,7 +293,8 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
     report = {
         "suite": str(suite_path), "num_prompts": len(prompts), "num_samples": num_samples,
         "decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(dec.exp.tokenizer_run),
-        "data_dir": None if data_dir is None else str(data_dir), "max_references": max_references, "seed": seed,
+        "data_dir": None if data_dir is None else str(data_dir), "max_references": max_references,
+        "per_cell": per_cell, "seed": seed,
         "cfg_scale": cfg_scale, "top_p": top_p, "max_new_tokens": max_new,
         "evaluator": {"dir": str(evaluator_dir), "identity": ev.identity},
         "overall": summarize(records, None)["all"], "by_tag": summarize(records, "tag"),
