@@ -143,3 +143,12 @@ def test_render_speed(tmp_path):
     start = time.perf_counter()
     render.render_motion(_walk(120), tmp_path / "speed.gif")
     assert time.perf_counter() - start < 15.0
+
+
+def test_long_titles_wrap_to_the_figure_width():
+    caption = "a person walks forward then waves with the right hand  frame 61/116"
+    lines = render._wrap_title(caption, render.PANEL_INCHES).split("\n")
+    assert len(lines) == 2 and " ".join(lines) == caption
+    assert render._wrap_title("a jump", render.PANEL_INCHES) == "a jump"
+    lines = render._wrap_title("word " * 100, render.PANEL_INCHES).split("\n")
+    assert len(lines) == 2 and lines[1].endswith("...") and max(map(len, lines)) <= len(lines[0]) + 3

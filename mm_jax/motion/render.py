@@ -21,6 +21,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import textwrap
 from typing import Callable, Iterator, Sequence
 
 import jax
@@ -122,6 +123,15 @@ class _Panel:
             line.set_data_3d(*_plot(self.joints[t, list(chain)]))
 
 
+def _wrap_title(text: str, width_inches: float, fontsize: float = 10) -> str:
+    """``text`` broken into lines that fit ``width_inches`` (a character is ~0.55 em wide), at most 2."""
+    chars = max(12, int(width_inches * 72 / (0.55 * fontsize)))
+    lines = textwrap.wrap(text, chars)
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), chars, placeholder="...")]
+    return "\n".join(lines)
+
+
 def _render_frames(
     motions: Sequence[np.ndarray], titles: Sequence[str | None], plan: Sequence[Sequence[int]],
     *, suptitle: str | None, follow: bool, radius: float, counter: bool = True, dpi: int = DPI,
@@ -137,12 +147,13 @@ def _render_frames(
     panels = [_Panel(fig.add_subplot(1, n, i + 1, projection="3d"), m, titles[i], follow, radius)
               for i, m in enumerate(motions)]
     total = max(len(m) for m in motions)
-    head = fig.suptitle(suptitle or "", fontsize=10)
+    head = fig.suptitle(_wrap_title(suptitle or "", PANEL_INCHES * n), fontsize=10)
     for frame_ts in plan:
         for panel, t in zip(panels, frame_ts):
             panel.show(t)
         if counter:
-            head.set_text(f"{suptitle + '  ' if suptitle else ''}frame {max(frame_ts) + 1}/{total}")
+            text = f"{suptitle + '  ' if suptitle else ''}frame {max(frame_ts) + 1}/{total}"
+            head.set_text(_wrap_title(text, PANEL_INCHES * n))
         canvas.draw()
         rgb = np.asarray(canvas.buffer_rgba())[..., :3]
         yield rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2].copy()  # even size for MP4
