@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_sample.py [--preset tiny] [--batches 1,32]
-        [--tokens 200] [--text-tokens 32] [--repeats 3] [--temperature 1.0] [--json]
+        [--tokens 200] [--text-tokens 32] [--repeats 3] [--temperature 1.0] [--cfg 0,2.5] [--json]
 
 Random-init parameters of the preset, edited so EOS can never win (the fed
 token's embedding gets +100 on dim 0 and the EOS head row -1000 on dim 0; the
@@ -11,6 +11,9 @@ compute is unchanged), so every row runs exactly ``--tokens`` steps. Random
 text features [B, S, C], all real. For each batch size and path, one warm-up
 call (compile, timed separately) then the median of ``--repeats`` timed calls
 (each ends in ``block_until_ready``). tokens/s = B * tokens / seconds.
+``--cfg`` lists guidance scales: 0 samples without guidance; a scale G runs
+classifier-free guidance as ``mm-jax generate`` does (each prompt's row beside
+an unconditional row, so 2B rows are computed for B prompts' tokens).
 """
 
 from __future__ import annotations
@@ -51,11 +54,15 @@ def run(args: argparse.Namespace) -> list[dict]:
     for b in [int(x) for x in args.batches.split(",")]:
         text = jax.random.normal(jax.random.key(1), (b, args.text_tokens, cfg.text_dim))
         mask = jnp.ones((b, args.text_tokens), bool)
-        for use_cache in (True, False):
+        uncond = jax.random.normal(jax.random.key(2), (1, 4, cfg.text_dim))
+        for guidance, use_cache in [(g, c) for g in [float(x) for x in args.cfg.split(",")] for c in (True, False)]:
+            guide = dict(cfg_scale=guidance, uncond_text_bsc=uncond,
+                         uncond_text_mask_bs=jnp.ones((1, 4), bool)) if guidance else {}
+
             def call(i):
                 tok, lengths = sample(cfg, params, text, mask, key=jax.random.key(i),
                                       max_new_tokens=args.tokens, temperature=args.temperature,
-                                      use_cache=use_cache)
+                                      use_cache=use_cache, **guide)
                 jax.block_until_ready(tok)
                 return lengths
             t0 = time.perf_counter()
@@ -68,7 +75,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 call(i + 1)
                 times.append(time.perf_counter() - t0)
             sec = statistics.median(times)
-            rows.append({"preset": args.preset, "batch": b, "cache": use_cache, "tokens": args.tokens,
+            rows.append({"preset": args.preset, "batch": b, "cfg": guidance, "cache": use_cache, "tokens": args.tokens,
                          "seconds": sec, "tokens_per_s": b * args.tokens / sec,
                          "first_call_s": first, "device": str(jax.devices()[0].platform)})
     return rows
@@ -82,15 +89,16 @@ def main() -> None:
     p.add_argument("--text-tokens", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--cfg", default="0,2.5", help="comma list of guidance scales (0: none)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     rows = run(args)
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"{'preset':>7} {'B':>4} {'cache':>6} {'N':>5} {'sec':>8} {'tok/s':>10} {'compile+1st s':>14} dev")
+    print(f"{'preset':>7} {'B':>4} {'cfg':>4} {'cache':>6} {'N':>5} {'sec':>8} {'tok/s':>10} {'compile+1st s':>14} dev")
     for r in rows:
-        print(f"{r['preset']:>7} {r['batch']:>4} {str(r['cache']):>6} {r['tokens']:>5} "
+        print(f"{r['preset']:>7} {r['batch']:>4} {r['cfg']:>4} {str(r['cache']):>6} {r['tokens']:>5} "
               f"{r['seconds']:8.3f} {r['tokens_per_s']:10.1f} {r['first_call_s']:14.2f} {r['device']}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import pathlib
 
 from mm_jax.cli.common import add_overrides, progress_bar
 
@@ -22,5 +22,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     cfg = apply_overrides(get_preset(PRESETS, args.preset), args.overrides)
     summary = run_demo(cfg, args.out, progress_factory=progress_bar, report=print)
-    print(json.dumps(summary, indent=2, default=str))
+    out = pathlib.Path(args.out)
+    print(f"done. figures: {out / 'summary.json'}; report: {out / 'eval_report.md'}; "
+          f"suite: {out / 'suite_report.md'} and {out / 'suite_report_sheets'}/")
+    print("GIFs: " + ", ".join(str(p) for p in summary["generated"] + summary["renders"] if p))
     return 0
