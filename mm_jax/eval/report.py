@@ -57,6 +57,11 @@ def _sampled_codes(dec: Any, captions: list[str], tok: Any, *, seed: int, cfg_sc
     return [t[: max(int(n), 1)] for t, n in zip(tokens, lengths)]
 
 
+def random_codes(rng: np.random.Generator, codebook_size: int, like: list[np.ndarray]) -> list[np.ndarray]:
+    """The random-token baseline: uniform codes in [0, codebook_size) with the lengths of ``like``."""
+    return [rng.integers(0, codebook_size, len(c)).astype(np.int32) for c in like]
+
+
 def _multimodality(ev: Any, tok: Any, codes: list[np.ndarray], num_texts: int, key: jax.Array) -> float:
     """MultiModality of ``codes`` (caption-major, ``len(codes) // num_texts`` motions per caption)."""
     from mm_jax.generate import decode_codes
@@ -109,18 +114,18 @@ def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathl
     real_emb = embed_motion(ev, real)
     model_codes = _sampled_codes(dec, captions, tok, seed=seed, cfg_scale=cfg_scale)
     rng = np.random.default_rng(seed)
-    random_codes = [rng.integers(0, tok.cfg.codebook_size, len(c)).astype(np.int32) for c in model_codes]
+    random_baseline = random_codes(rng, tok.cfg.codebook_size, model_codes)
     untrained = dataclasses.replace(dec, params=llama.init_params(dec.exp.model, key=keys[4]), step=0)
     untrained_codes = _sampled_codes(untrained, captions, tok, seed=seed, cfg_scale=cfg_scale)
     rows = {"real": _row(ev, text_emb, real, None, keys[0])}
-    for name, codes, key in (("model", model_codes, keys[1]), ("random_tokens", random_codes, keys[2]),
+    for name, codes, key in (("model", model_codes, keys[1]), ("random_tokens", random_baseline, keys[2]),
                              ("untrained", untrained_codes, keys[3])):
         rows[name] = _row(ev, text_emb, decode_codes(tok, codes), real_emb, key)
     mm_caps = captions[:mm_texts]
     mm_model = _sampled_codes(dec, mm_caps, tok, seed=seed + 1, cfg_scale=cfg_scale, num_samples=mm_repeats)
     mm_untrained = _sampled_codes(untrained, mm_caps, tok, seed=seed + 1, cfg_scale=cfg_scale,
                                   num_samples=mm_repeats)
-    mm_random = [rng.integers(0, tok.cfg.codebook_size, len(c)).astype(np.int32) for c in mm_model]
+    mm_random = random_codes(rng, tok.cfg.codebook_size, mm_model)
     rows["real"]["multimodality"] = None
     for name, codes in (("model", mm_model), ("random_tokens", mm_random), ("untrained", mm_untrained)):
         rows[name]["multimodality"] = _multimodality(ev, tok, codes, len(mm_caps), keys[5])

@@ -104,9 +104,9 @@ def find_references(ds: Any, prompts: Sequence[Prompt], *, limit: int) -> list[l
             if all(len(v) >= limit for v in found.values()):
                 break
             record = ds.record(seq_id)
-            names = {n for n, _ in _step_names(record)}
+            present = {name for step in _step_names(record) for name in step if name}  # steps and gestures
             for w, clips in found.items():
-                if len(clips) >= limit or not set(w) <= names | {g for _, g in _step_names(record) if g}:
+                if len(clips) >= limit or not set(w) <= present:
                     continue
                 for start, end in reference_spans(record, w)[: limit - len(clips)]:
                     if end - start >= MIN_CLIP_FRAMES:
@@ -137,22 +137,24 @@ def match_hits(sim_np: np.ndarray, owner_n: np.ndarray, keys: Sequence[tuple[str
     return out
 
 
-def _quality(feats: Sequence[np.ndarray]) -> list[dict[str, float]]:
-    from mm_jax.eval import quality as Q
+def _joints(feats: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Global joints [T, 22, 3] of each clip of raw features (one jitted function for all)."""
     from mm_jax.motion.features import joints_from_features
 
     joints_fn = jax.jit(joints_from_features)
-    out = []
-    for f in feats:
-        j = np.asarray(joints_fn(f))
-        out.append({"jerk": Q.jerk(j), "foot_skating": Q.foot_skating_ratio(j), "floating_m": Q.floating(j),
-                    "penetration_m": Q.penetration(j)})
-    return out
+    return [np.asarray(joints_fn(f)) for f in feats]
 
 
-def _score(ev: Any, text_pe: np.ndarray, feats: Sequence[np.ndarray], owner_n: np.ndarray,
-           keys: Sequence[tuple[str, ...]]) -> list[dict[str, float]]:
-    """Per-motion scores (:data:`SCORES`) of clips made for prompts ``owner_n``."""
+def _quality(joints: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    from mm_jax.eval import quality as Q
+
+    return [{"jerk": Q.jerk(j), "foot_skating": Q.foot_skating_ratio(j), "floating_m": Q.floating(j),
+             "penetration_m": Q.penetration(j)} for j in joints]
+
+
+def _score(ev: Any, text_pe: np.ndarray, feats: Sequence[np.ndarray], joints: Sequence[np.ndarray],
+           owner_n: np.ndarray, keys: Sequence[tuple[str, ...]]) -> list[dict[str, float]]:
+    """Per-motion scores (:data:`SCORES`) of clips (features and their joints) made for prompts ``owner_n``."""
     from mm_jax.eval.evaluator import embed_motion
 
     emb_ne = embed_motion(ev, feats)
@@ -160,7 +162,7 @@ def _score(ev: Any, text_pe: np.ndarray, feats: Sequence[np.ndarray], owner_n: n
     own_sim = sim_np[np.arange(len(owner_n)), owner_n]
     top1, top3 = match_hits(sim_np, owner_n, keys, 1), match_hits(sim_np, owner_n, keys, 3)
     return [{"similarity": float(s), "match_top1": float(a), "match_top3": float(b), **q}
-            for s, a, b, q in zip(own_sim, top1, top3, _quality(feats))]
+            for s, a, b, q in zip(own_sim, top1, top3, _quality(joints))]
 
 
 def _mean_per_prompt(scores: list[dict[str, float]], owner_n: np.ndarray, num_prompts: int
@@ -222,8 +224,8 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
       (the report dict, joints [T, 22, 3] of each prompt's first sample).
     """
     from mm_jax.eval.evaluator import embed_text, load_evaluator
+    from mm_jax.eval.report import random_codes
     from mm_jax.generate import decode_codes, load_decoder, sample_codes, text_features
-    from mm_jax.motion.features import joints_from_features
     from mm_jax.sample import max_tokens_for_seconds
     from mm_jax.tokenizer.artifact import load_tokenizer
 
@@ -256,14 +258,16 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
     owner = np.repeat(np.arange(len(prompts)), num_samples)
     lengths = np.minimum(lengths_b, budgets[owner])
     codes = [t[: max(int(n), 1)] for t, n in zip(tokens_bn, lengths)]  # EOS at once: one code
-    rng = np.random.default_rng(seed)
-    random_codes = [rng.integers(0, tok.cfg.codebook_size, len(c)).astype(np.int32) for c in codes]
+    random_baseline = random_codes(np.random.default_rng(seed), tok.cfg.codebook_size, codes)
     text_pe = embed_text(ev, texts)
     log.info("decoding and scoring %d generated and %d random motions", len(codes), len(codes))
-    model_feats = decode_codes(tok, codes)
-    per = {"model": _mean_per_prompt(_score(ev, text_pe, model_feats, owner, keys), owner, len(prompts)),
-           "random": _mean_per_prompt(_score(ev, text_pe, decode_codes(tok, random_codes), owner, keys), owner,
-                                      len(prompts))}
+    per, model_joints = {}, []
+    for source, source_codes in (("model", codes), ("random", random_baseline)):
+        feats = decode_codes(tok, source_codes)
+        joints = _joints(feats)
+        per[source] = _mean_per_prompt(_score(ev, text_pe, feats, joints, owner, keys), owner, len(prompts))
+        if source == "model":
+            model_joints = joints
     ref_counts = [0] * len(prompts)
     if data_dir is not None:
         from mm_jax.motion.synth import load_dataset
@@ -274,8 +278,8 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
         ref_feats = [c for r in refs for c in r]
         log.info("scoring %d reference clips for %d prompts", len(ref_feats), sum(n > 0 for n in ref_counts))
         if ref_feats:
-            per["reference"] = _mean_per_prompt(_score(ev, text_pe, ref_feats, ref_owner, keys), ref_owner,
-                                                len(prompts))
+            per["reference"] = _mean_per_prompt(_score(ev, text_pe, ref_feats, _joints(ref_feats), ref_owner, keys),
+                                                ref_owner, len(prompts))
     records = []
     for i, p in enumerate(prompts):
         mine = owner == i
@@ -288,8 +292,7 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
         for source, rows in per.items():
             rec.update({f"{source}/{k}": v for k, v in rows[i].items()})
         records.append(rec)
-    first = [model_feats[i * num_samples] for i in range(len(prompts))]
-    joints = [np.asarray(jax.jit(joints_from_features)(f)) for f in first]
+    first_joints = [model_joints[i * num_samples] for i in range(len(prompts))]
     report = {
         "suite": str(suite_path), "num_prompts": len(prompts), "num_samples": num_samples,
         "decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(dec.exp.tokenizer_run),
@@ -300,7 +303,7 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
         "overall": summarize(records, None)["all"], "by_tag": summarize(records, "tag"),
         "by_category": summarize(records, "category"), "prompts": records,
     }
-    return report, joints
+    return report, first_joints
 
 
 # --- output ----------------------------------------------------------------------------
