@@ -101,8 +101,10 @@ def test_rotations_roundtrip_and_fk(clip):
     want_rot, want_root = F.canonicalize_motion(local_rot, root_pos)
     np.testing.assert_allclose(motion.local_rot, want_rot, atol=1e-5)
     np.testing.assert_allclose(motion.root_pos, want_root, atol=TOL)
+    # features -> rotations -> FK agrees with features -> joints.
     _, fk_joints = skeleton.forward_kinematics(motion.local_rot, motion.root_pos)
     assert float(jnp.abs(fk_joints - motion.joints).max()) < TOL
+    assert float(jnp.abs(fk_joints - F.joints_from_features(feats)).max()) < TOL
 
 
 def test_reencode_is_stable(clip):
@@ -121,14 +123,88 @@ def test_hand_computed_velocities():
     root = jnp.stack([0.05 * jnp.arange(t), jnp.full((t,), 0.9), jnp.zeros(t)], -1)
     f = F.features_from_motion(rot, root)
     np.testing.assert_allclose(f[1:, F.ROOT_LIN_VEL], [[0.0, 0.05]] * 3, atol=1e-6)
-    np.testing.assert_allclose(f[:, F.LOCAL_POS][:, :3], [[0.0, 0.9, 0.0]] * t, atol=1e-6)
+    # Floor: the rest pose's lowest joint stands on y = 0, so the pelvis is rest_root_height() up.
+    h0 = skeleton.rest_root_height()
+    np.testing.assert_allclose(f[:, F.LOCAL_POS][:, :3], [[0.0, h0, 0.0]] * t, atol=1e-6)
     np.testing.assert_allclose(f[:, F.LOCAL_POS].reshape(t, J, 3), np.broadcast_to(
-        skeleton.rest_positions() + [0, 0.9, 0], (t, J, 3)), atol=1e-6)
-    # Turning 0.1 rad per frame shows up as a yaw_matrix(0.1) heading change.
+        skeleton.rest_positions() + [0, h0, 0], (t, J, 3)), atol=1e-6)
+    # Turning +0.1 rad per frame about +y: h = -yaw falls 0.1 per frame, so the heading change
+    # is Y(-0.1), whose first two rows are (cos .1, 0, -sin .1) and (0, 1, 0).
     rot = rot.at[:, 0].set(rotations.yaw_matrix(0.1 * jnp.arange(t)))
     f = F.features_from_motion(rot, root)
-    want = rotations.matrix_to_6d(rotations.yaw_matrix(jnp.asarray(0.1)))
-    np.testing.assert_allclose(f[1:, F.ROOT_ANG_VEL], jnp.broadcast_to(want, (3, 6)), atol=1e-6)
+    c, s = np.cos(0.1), np.sin(0.1)
+    np.testing.assert_allclose(f[1:, F.ROOT_ANG_VEL], [[c, 0, -s, 0, 1, 0]] * 3, atol=1e-6)
+
+
+def test_hand_computed_short_chain():
+    """One frame by hand: root yawed 90 deg, left knee bent 90 deg about x, all else identity.
+
+    The root's 6D with the heading removed is the identity; the knee's is the first two ROWS
+    of R_x(90) = [[1, 0, 0], [0, 0, -1], [0, 1, 0]] (columns would give 1 0 0 0 0 1).
+    The left ankle sits at knee + R_x(90) @ offset = knee + (x, -z, y) of its offset.
+    """
+    rot = np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy()
+    rot[0, 0] = [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]  # R_y(90 deg): +z turns to +x
+    rot[0, IDX["left_knee"]] = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]
+    root = np.array([[0.3, 1.0, -0.2]])
+    f = np.asarray(F.features_from_motion(jnp.asarray(rot, jnp.float32), jnp.asarray(root, jnp.float32)))[0]
+    rot6 = f[F.LOCAL_ROT].reshape(J, 6)
+    np.testing.assert_allclose(rot6[0], [1, 0, 0, 0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(rot6[IDX["left_knee"]], [1, 0, 0, 0, 0, -1], atol=1e-6)
+    np.testing.assert_allclose(rot6[IDX["pelvis"] + 1], [1, 0, 0, 0, 1, 0], atol=1e-6)
+    off = skeleton.OFFSETS.astype(np.float64)
+    rest = skeleton.rest_positions().astype(np.float64)
+    knee = rest[IDX["left_knee"]]
+    ax, ay, az = off[IDX["left_ankle"]]
+    ankle = knee + [ax, -az, ay]
+    foot = ankle + np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]]) @ off[IDX["left_foot"]]
+    body = rest.copy()
+    body[IDX["left_ankle"]], body[IDX["left_foot"]] = ankle, foot
+    floor = body[:, 1].min()  # heading removed: local positions are the body frame's
+    local = f[F.LOCAL_POS].reshape(J, 3)
+    np.testing.assert_allclose(local, body - [0, floor, 0], atol=1e-6)
+    np.testing.assert_allclose(f[F.ROOT_LIN_VEL], 0.0)
+    np.testing.assert_allclose(f[F.LOCAL_VEL], 0.0)
+
+
+def test_hand_computed_turning_walk():
+    """Root at (0.1 t, 0.9, 0), yaw 0.1 t: velocities in the previous frame's heading, by hand."""
+    t = 3
+    rot = np.broadcast_to(np.eye(3), (t, J, 3, 3)).copy()
+    yaw = 0.1 * np.arange(t)
+    rot[:, 0] = [[[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]] for a in yaw]
+    root = np.stack([0.1 * np.arange(t), np.full(t, 0.9), np.zeros(t)], -1)
+    f = np.asarray(F.features_from_motion(jnp.asarray(rot, jnp.float32), jnp.asarray(root, jnp.float32)))
+    c, s = np.cos(0.1), np.sin(0.1)
+    # Frame 1: Y(h0 = 0) @ (0.1, 0, 0). Frame 2: Y(h1 = -0.1) @ (0.1, 0, 0) = (0.1 c, 0, 0.1 s).
+    np.testing.assert_allclose(f[:, F.ROOT_LIN_VEL], [[0, 0], [0.1, 0], [0.1 * c, 0.1 * s]], atol=1e-6)
+    np.testing.assert_allclose(f[:, F.ROOT_ANG_VEL], [[1, 0, 0, 0, 1, 0]] + [[c, 0, -s, 0, 1, 0]] * 2,
+                               atol=1e-6)
+    # Every frame is the same rest body in its own heading frame: local velocities are zero.
+    np.testing.assert_allclose(f[:, F.LOCAL_VEL], 0.0, atol=1e-6)
+    np.testing.assert_allclose(f[:, F.LOCAL_ROT].reshape(t, J, 6)[:, 0], [[1, 0, 0, 0, 1, 0]] * t, atol=1e-6)
+
+
+def test_matches_the_independent_reference(clip):
+    """Every slice of the turning walk equals tests/reference_272.py (RECIPE.md, per-frame NumPy)."""
+    from reference_272 import reference_features
+
+    local_rot, _, _, joints, feats = clip
+    want = reference_features(np.asarray(joints), np.asarray(local_rot))
+    for name, sl in F.FEATURE_SLICES.items():
+        np.testing.assert_allclose(np.asarray(feats)[:, sl], want[:, sl], atol=1e-4, err_msg=name)
+
+
+def test_features_from_joints_keeps_the_given_joints():
+    """Positions come from the joints given (any bone lengths), rotations from local_rot."""
+    local_rot, root_pos = _walk_clip(t=40, seed=3)
+    long_offsets = skeleton.OFFSETS * 1.2
+    _, joints = skeleton.forward_kinematics(local_rot, root_pos, long_offsets)
+    f = F.features_from_joints(joints, local_rot)
+    np.testing.assert_allclose(f, F.features_from_motion(local_rot, root_pos, long_offsets), atol=1e-6)
+    back = F.joints_from_features(f)
+    _, glob_joints = skeleton.forward_kinematics(local_rot, root_pos, long_offsets)
+    np.testing.assert_allclose(back, F.canonicalize(glob_joints, local_rot[:, 0]), atol=TOL)
 
 
 def test_batched_matches_per_sequence():
@@ -151,7 +227,8 @@ def test_single_frame():
     rot = jnp.broadcast_to(jnp.eye(3), (1, J, 3, 3))
     root = jnp.asarray([[1.0, 0.9, 2.0]])
     joints = F.joints_from_features(F.features_from_motion(rot, root))
-    np.testing.assert_allclose(joints[0], skeleton.rest_positions() + [0, 0.9, 0], atol=1e-6)
+    np.testing.assert_allclose(joints[0], skeleton.rest_positions() + [0, skeleton.rest_root_height(), 0],
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize(

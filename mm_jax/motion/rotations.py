@@ -3,8 +3,8 @@
 Inputs and outputs are rotation matrices ``[..., 3, 3]`` acting on column
 vectors (``p' = R @ p``), axis-angle vectors ``[..., 3]`` (radians), Euler
 angles ``[..., 3]`` for a named axis order, and the continuous 6D form
-``[..., 6]`` of Zhou et al. (2019): the first two *columns* of the matrix,
-stored as ``[r00, r10, r20, r01, r11, r21]``. Every function is jit- and
+``[..., 6]`` of Zhou et al. (2019) in the reference's convention (RECIPE.md):
+the first two *rows* of the matrix, row-major ``[r00, r01, r02, r10, r11, r12]``. Every function is jit- and
 vmap-able and works on any leading batch shape.
 """
 
@@ -75,18 +75,21 @@ def matrix_to_axis_angle(r: jax.Array) -> jax.Array:
 
 
 def matrix_to_6d(r: jax.Array) -> jax.Array:
-    """[..., 3, 3] -> [..., 6]: first column then second column."""
-    return jnp.concatenate([r[..., :, 0], r[..., :, 1]], axis=-1)
+    """[..., 3, 3] -> [..., 6]: first row then second row (r00 r01 r02 r10 r11 r12)."""
+    return jnp.concatenate([r[..., 0, :], r[..., 1, :]], axis=-1)
 
 
 def sixd_to_matrix(d6: jax.Array) -> jax.Array:
-    """[..., 6] -> [..., 3, 3] by Gram-Schmidt (exact for a valid 6D input)."""
+    """[..., 6] -> [..., 3, 3] by Gram-Schmidt over the two rows (exact for a valid 6D input).
+
+    The third row is ``row0 x row1`` (the rows of a rotation are a right-handed basis).
+    """
     a1, a2 = d6[..., :3], d6[..., 3:]
     b1 = a1 / jnp.linalg.norm(a1, axis=-1, keepdims=True).clip(1e-8)
     a2 = a2 - jnp.sum(b1 * a2, axis=-1, keepdims=True) * b1
     b2 = a2 / jnp.linalg.norm(a2, axis=-1, keepdims=True).clip(1e-8)
     b3 = jnp.cross(b1, b2)
-    return jnp.stack([b1, b2, b3], axis=-1)
+    return jnp.stack([b1, b2, b3], axis=-2)
 
 
 def yaw_matrix(yaw: jax.Array) -> jax.Array:
