@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overrides(p)  # RetargetConfig: unit, up_axis, fps, ground, root_scale
     p.set_defaults(handler=_import_bvh)
 
+    p = dsub.add_parser("convert", help="rewrite a format-1 dataset in the reference 272-d convention")
+    p.add_argument("source", metavar="OLD_DIR")
+    p.add_argument("--out", required=True, help="output dataset directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.set_defaults(handler=_convert)
+
     p = dsub.add_parser("export-bvh", help="write a motion as BVH (opens in Blender)")
     p.add_argument("motion", metavar="MOTION", help="features .npy [T,272] or DATASET_DIR:ID")
     p.add_argument("out", metavar="OUT.bvh")
@@ -102,6 +108,15 @@ def _export_bvh(args: argparse.Namespace) -> int:
 
     from mm_jax.motion import bvh
     from mm_jax.motion.loading import load_features
+def _convert(args: argparse.Namespace) -> int:
+    from mm_jax.motion import convert
+
+    with progress_bar("converting", unit="seq") as bar:
+        info = convert.convert_dataset(args.source, args.out, overwrite=args.overwrite, progress=bar)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
 
     feats = load_features(args.motion)
     bvh.write_motion_bvh(args.out, np.asarray(feats), unit=args.unit, order=args.order, fps=args.fps)

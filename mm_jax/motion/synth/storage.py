@@ -34,7 +34,8 @@ from mm_jax.errors import DataError, FormatError
 from mm_jax.motion.features import FEATURE_DIM, NORMALIZER_GROUPS
 from mm_jax.motion.normalize import Normalizer
 
-FORMAT_VERSION = 1
+# 2: the reference 272-d convention (RECIPE.md); 1: 6D from columns, velocities of world joints.
+FORMAT_VERSION = 2
 FILES = ("features.npy", "sequences.jsonl", "split.json", "stats.npz", "meta.json")
 SPLITS = ("train", "val", "test")
 _HEADER_BYTES = 128  # reserved .npy header (magic + header), rewritten with the final shape
@@ -237,8 +238,11 @@ def _read_records(path: pathlib.Path, total: int) -> list[dict]:
     return records
 
 
-def load_dataset(data_dir: str | pathlib.Path) -> Dataset:
-    """Opens and validates a data set directory; FormatError names a missing or corrupt file."""
+def load_dataset(data_dir: str | pathlib.Path, *, format_versions: tuple[int, ...] = (FORMAT_VERSION,)) -> Dataset:
+    """Opens and validates a data set directory; FormatError names a missing or corrupt file.
+
+    ``format_versions`` lists the versions accepted (only the converter reads older ones).
+    """
     root = pathlib.Path(data_dir)
     if not root.is_dir():
         raise FormatError(f"{root}: no such data set directory")
@@ -246,10 +250,14 @@ def load_dataset(data_dir: str | pathlib.Path) -> Dataset:
         if not (root / name).is_file():
             raise FormatError(f"{root / name}: missing (a data set needs {', '.join(FILES)})")
     meta = _read_json(root / "meta.json")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in format_versions:
+        hint = ""
+        if meta.get("format_version") == 1:
+            hint = (f"; it was written with the old 272-d convention: convert it with "
+                    f"`mm-jax data convert {root} --out NEW_DIR`")
         raise FormatError(
             f"{root / 'meta.json'}: format_version {meta.get('format_version')!r}, "
-            f"this reader understands {FORMAT_VERSION}"
+            f"this reader understands {FORMAT_VERSION}{hint}"
         )
     try:
         feats = np.load(root / "features.npy", mmap_mode="r")
