@@ -11,7 +11,9 @@ carries a tag saying how it relates to the generator's captions:
 * ``seen``: only words :func:`~mm_jax.motion.synth.generator_vocabulary` lists;
 * ``paraphrase``: a seen action said with at least one word the generator never
   emits (or an action with no primitive at all: ``primitives == []`` plus a ``note``);
-* ``composition``: an entry of ``HELDOUT_COMBINATIONS`` in generator words.
+* ``composition``: two or more primitives in one prompt, in generator words: an
+  entry of ``HELDOUT_COMBINATIONS`` (``[A, B]`` = A then B, ``[A, G]`` = A while
+  G) or a longer chain ``[A, B, C, ...]`` (A, then B, then C).
 
 The loader checks the schema only (fields, types, allowed values, known
 primitive names, unique ids). Checks against the generator's vocabulary live in
@@ -55,7 +57,8 @@ class Prompt:
       tag: one of :data:`TAGS`.
       prompt: the text given to the model.
       primitives: generator primitives the prompt maps to (in order); empty only
-        for a ``paraphrase`` with no counterpart, which then has a ``note``.
+        for a ``paraphrase`` with no counterpart, which then has a ``note``; at
+        least two for a ``composition`` (any number of steps).
       seconds: suggested duration, in [2, 10].
       note: free text, e.g. why ``primitives`` is empty.
     """
@@ -113,8 +116,8 @@ def _parse_row(row: dict, where: str) -> Prompt:
     note = row.get("note", "")
     if not prims and (row["tag"] != "paraphrase" or not note.strip()):
         raise _fail(where, "empty 'primitives' needs tag 'paraphrase' and a non-empty 'note'")
-    if row["tag"] == "composition" and len(prims) != 2:
-        raise _fail(where, f"a composition names exactly 2 primitives, got {prims}")
+    if row["tag"] == "composition" and len(prims) < 2:
+        raise _fail(where, f"a composition names at least 2 primitives (its steps, in order), got {prims}")
     sec = row["seconds"]
     if isinstance(sec, bool) or not isinstance(sec, (int, float)) or not MIN_SECONDS <= sec <= MAX_SECONDS:
         raise _fail(where, f"'seconds' must be a number in [{MIN_SECONDS}, {MAX_SECONDS}], got {sec!r}")

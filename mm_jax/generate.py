@@ -13,7 +13,8 @@ prompts. Outputs, in ``out_dir``, for prompt ``i`` and sample ``k``::
 Flow: tokenize and encode the prompts with the run's frozen text encoder
 (pretrained MiniLM, or the run's random encoder when ``text_weights="random"``),
 repeat each prompt ``num_samples`` times into one batch, sample motion codes
-with classifier-free guidance against the empty caption under one key, then
+with classifier-free guidance against the empty caption under one key (EOS
+held back until ``min_seconds`` of codes exist), then
 decode each row's codes ``tokens[b, :lengths[b]]`` with the motion tokenizer,
 denormalise, and write the files. A row that stopped before its first code
 (length 0) is kept in the results with ``"empty": True`` and writes nothing.
@@ -120,16 +121,22 @@ def text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
 
 
 def sample_codes(dec: LoadedDecoder, text_params: Any, text_psc: jax.Array, mask_ps: jax.Array, *,
-                 num_samples: int, max_new_tokens: int, options: dict[str, Any], seed: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Codes [P*K, N] and lengths [P*K]; row ``i * K + k`` is prompt i's sample k."""
+                 num_samples: int, max_new_tokens: int, options: dict[str, Any], seed: int,
+                 min_new_tokens: int | Sequence[int] = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes [P*K, N] and lengths [P*K]; row ``i * K + k`` is prompt i's sample k.
+
+    ``min_new_tokens``: the fewest codes before EOS may be drawn, one int for
+    all prompts or [P] ints (one per prompt, shared by its K samples).
+    """
     from mm_jax.sample import empty_text, sample
 
     text_bsc = jnp.repeat(text_psc, num_samples, axis=0)
     mask_bs = jnp.repeat(mask_ps, num_samples, axis=0)
+    min_p = np.asarray(min_new_tokens)
+    min_b = min_p if min_p.ndim == 0 else np.repeat(min_p, num_samples)
     u_bsc, u_bs = empty_text(text_params, max_tokens=int(text_psc.shape[1]), batch=1)
     tokens_bn, lengths_b = sample(dec.exp.model, dec.params, text_bsc, mask_bs, key=jax.random.key(seed),
-                                  max_new_tokens=max_new_tokens, uncond_text_bsc=u_bsc,
+                                  max_new_tokens=max_new_tokens, min_new_tokens=min_b, uncond_text_bsc=u_bsc,
                                   uncond_text_mask_bs=u_bs, **options)
     return np.asarray(tokens_bn), np.asarray(lengths_b)
 
@@ -178,8 +185,8 @@ def _write_sample(stem: pathlib.Path, features_tf: np.ndarray, prompt: str, rend
 
 
 def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: str | pathlib.Path, *,
-             num_samples: int = 1, seconds: float = 4.0, cfg_scale: float = 2.5, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 0.95, seed: int = 0, render: bool = True,
+             num_samples: int = 1, seconds: float = 4.0, min_seconds: float = 0.0, cfg_scale: float = 2.5,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 0.95, seed: int = 0, render: bool = True,
              tokenizer_run: str | pathlib.Path | None = None, text_tokenizer: Any = None
              ) -> list[dict[str, Any]]:
     """Samples ``num_samples`` motions per prompt from a decoder run and writes them to ``out_dir``.
@@ -191,6 +198,12 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
       num_samples: K samples per prompt (one batch of P*K rows, one key).
       seconds: the longest motion to sample (fewer if the model emits EOS);
         capped by the model's ``max_motion_tokens``.
+      min_seconds: the shortest motion: EOS is suppressed until
+        ``ceil(min_seconds * 30 / frames_per_token)`` codes exist, in [0,
+        ``seconds``]. The default 0 keeps the model's own EOS (a clip may stop
+        at once), as the library always did; ``mm-jax generate`` defaults to
+        ``seconds`` instead (its user asked for that length); ``min_seconds ==
+        seconds`` gives exactly the budget's codes.
       cfg_scale, temperature, top_k, top_p: as in :func:`mm_jax.sample.sample`.
       seed: the sampling key ``key(seed)``; the same seed gives the same motions.
       render: also render a GIF per motion.
@@ -203,11 +216,12 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
       ``num_tokens``, ``frames``, ``empty``, ``paths`` (features, joints, bvh[, gif]).
 
     Raises:
-      DataError: an empty prompt. ConfigError: bad options, or no tokenizer run.
+      DataError: an empty prompt. ConfigError: bad options (``min_seconds`` outside
+        [0, ``seconds``] or not finite), or no tokenizer run.
       CheckpointError: a decoder or tokenizer run that cannot be loaded or does not match.
       NonFiniteError: decoded features with NaN/inf.
     """
-    from mm_jax.sample import max_tokens_for_seconds
+    from mm_jax.sample import max_tokens_for_seconds, min_tokens_for_seconds
     from mm_jax.tokenizer import model as tmodel
     from mm_jax.tokenizer.artifact import load_tokenizer
 
@@ -225,9 +239,12 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
     text_params, text_psc, mask_ps = text_features(dec.exp, prompts, text_tokenizer)
     budget = max_tokens_for_seconds(seconds, frames_per_token=tok.cfg.frames_per_token)
     max_new = min(budget + 1, dec.exp.model.max_motion_tokens - 1)  # + 1: room for EOS
+    min_new = min(min_tokens_for_seconds(min_seconds, seconds=seconds, frames_per_token=tok.cfg.frames_per_token),
+                  max_new)
     options = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "cfg_scale": cfg_scale}
     tokens_bn, lengths_b = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
-                                        max_new_tokens=max_new, options=options, seed=seed)
+                                        max_new_tokens=max_new, options=options, seed=seed,
+                                        min_new_tokens=min_new)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     decode = jax.jit(tmodel.decode, static_argnums=2)
@@ -249,7 +266,8 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
         results.append(rec)
     doc = {"decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(tok_run),
            "tokenizer_step": tok.step, "seed": seed, "num_samples": num_samples, "seconds": seconds,
-           "max_new_tokens": max_new, **options, "samples": results}
+           "min_seconds": min_seconds, "max_new_tokens": max_new, "min_new_tokens": min_new, **options,
+           "samples": results}
     (out / "generations.json").write_text(json.dumps(doc, indent=2) + "\n")
     log.info("wrote %d samples of %d prompts to %s", len(results), len(prompts), out)
     return results

@@ -12,11 +12,13 @@ import shards_fake as sf
 from PIL import Image
 
 from mm_jax.errors import ConfigError, DataError
-from mm_jax.eval.evaluator import PRESETS, TEXT_WIDTH, Evaluator, init_params
-from mm_jax.eval.suite import (TABLE, evaluate_suite, find_references, match_hits, reference_spans, summarize,
-                               write_suite_report)
+from mm_jax.eval.evaluator import PRESETS, TEXT_WIDTH, Evaluator, embed_motion, embed_text, init_params
+from mm_jax.eval.suite import (SHORT_SHARE, TABLE, evaluate_suite, find_references, length_scores, match_hits,
+                               reference_spans, score_clips, summarize, write_suite_report)
 from mm_jax.eval_suite import load_suite
+from mm_jax.motion.features import LOCAL_VEL, ROOT_LIN_VEL
 from mm_jax.motion.synth import load_dataset
+from mm_jax.tokenizer.artifact import load_tokenizer
 
 SUITE = [
     {"id": "d-1", "category": "daily_life", "tag": "seen", "prompt": "a person walks forward",
@@ -109,6 +111,44 @@ def test_match_hits_known_answers():
         match_hits(sim[:, :3], owner, keys, 1)
 
 
+def test_length_scores_known_answers():
+    rows = length_scores([60, 8, 36, 35], [2.0, 2.0, 2.0, 2.0], fps=30)
+    assert [r["seconds"] for r in rows] == pytest.approx([2.0, 8 / 30, 1.2, 35 / 30])
+    assert [r["length_ratio"] for r in rows] == pytest.approx([1.0, 8 / 60, 0.6, 35 / 60])
+    assert [r["short"] for r in rows] == [0.0, 1.0, 0.0, 1.0]  # exactly 60% is not short
+    assert SHORT_SHARE == 0.6
+
+
+def test_static_short_clip_cannot_beat_a_full_length_one(evaluator, tiny_dataset):
+    """A 0.27 s static clip, even for the prompt the evaluator puts it closest to, scores below a 2 s clip."""
+    ds = load_dataset(tiny_dataset)
+    seq = next(s for s in (np.asarray(ds.sequence(i), np.float32) for i in ds.ids("train")) if len(s) >= 60)
+    full = seq[:60]  # 2.0 s at 30 fps
+    static = np.repeat(seq[:1], 8, axis=0)  # 8 frames: 0.27 s, one pose
+    static[:, ROOT_LIN_VEL] = 0.0
+    static[:, LOCAL_VEL] = 0.0
+    texts = [f"a person does motion number {i}" for i in range(16)]
+    text_pe = embed_text(evaluator, texts)
+    raw = embed_motion(evaluator, [static, full]) @ text_pe.T  # [2, P]
+    p = int(np.argmax(raw[0] - raw[1]))  # the prompt where the static clip is favoured most
+    assert raw[0, p] > raw[1, p], "the case the rule is for: the short clip has the higher raw similarity"
+    feats = [static, full]
+    joints = [np.zeros((len(f), 22, 3), np.float32) for f in feats]
+    owner, keys, asked = np.array([p, p]), [("walk",)] * len(texts), [2.0] * len(texts)
+    unruled = score_clips(evaluator, text_pe, feats, joints, owner, keys, asked, length_rule=False)
+    assert unruled[0]["similarity"] > unruled[1]["similarity"] and unruled[0]["match_top1"] == 1.0
+    short, whole = score_clips(evaluator, text_pe, feats, joints, owner, keys, asked)
+    assert short["short"] == 1.0 and short["seconds"] == pytest.approx(8 / 30) and whole["short"] == 0.0
+    assert short["similarity"] == -1.0 and short["match_top1"] == short["match_top3"] == 0.0
+    for k in ("similarity", "match_top1", "match_top3"):
+        assert whole[k] >= short[k], k
+    assert whole["similarity"] == pytest.approx(raw[1, p], abs=1e-5)  # a full-length clip is untouched
+    # a prompt without primitives has no match to fail: it stays undefined
+    nan_keys = [()] * len(texts)
+    short = score_clips(evaluator, text_pe, feats, joints, owner, nan_keys, asked)[0]
+    assert short["similarity"] == -1.0 and np.isnan(short["match_top1"])
+
+
 def test_summarize_means_skip_nan_and_keep_tag_order():
     recs = [{"tag": "paraphrase", "category": "sports", "x": 1.0, "y": float("nan")},
             {"tag": "seen", "category": "sports", "x": 3.0, "y": 2.0},
@@ -139,6 +179,23 @@ def test_evaluate_suite_end_to_end(scored):
     assert len(joints) == 4 and all(j.ndim == 3 and j.shape[1:] == (22, 3) for j in joints)
 
 
+def test_suite_lengths_asked_and_generated(scored):
+    report, joints = scored
+    assert report["min_share"] == 0.6 and report["short_share"] == SHORT_SHARE
+    fpt = load_tokenizer(report["tokenizer_run"]).cfg.frames_per_token
+    for r in report["prompts"]:
+        assert r["min_codes"] == int(np.ceil(0.6 * r["seconds"] * 30 / fpt - 1e-9))
+        assert 0 < r["min_codes"] <= r["budget_codes"] and all(n >= r["min_codes"] for n in r["codes"])
+        assert len(r["generated_seconds"]) == 2
+        assert r["model/seconds"] == pytest.approx(np.mean(r["generated_seconds"]))
+        assert r["model/length_ratio"] == pytest.approx(r["model/seconds"] / r["seconds"])
+        assert r["model/length_ratio"] >= 0.6 and r["model/short"] == 0.0  # the floor keeps every clip long enough
+        assert r["random/seconds"] == r["model/seconds"]  # the random yardstick has the model's lengths
+    assert joints[0].shape[0] == round(report["prompts"][0]["generated_seconds"][0] * 30)
+    o = report["overall"]
+    assert o["model/short"] == 0.0 and o["seconds"] == pytest.approx(np.mean([r["seconds"] for r in SUITE]))
+
+
 def test_evaluate_suite_is_deterministic_per_seed(scored, decoder_run, evaluator, suite_file, tiny_dataset):
     again, _ = evaluate_suite(decoder_run, "EV", suite_file, data_dir=tiny_dataset, num_samples=2, seed=1,
                               max_references=2, text_tokenizer=sf.FakeTextTokenizer(8), evaluator=evaluator)
@@ -160,6 +217,12 @@ def test_write_suite_report_files_and_sheets(scored, tmp_path):
                 if ln.startswith("| ") and not ln.startswith("| tag")]
     assert tag_rows == ["seen", "paraphrase", "composition"]
     assert all(len(ln.split("|")) == len(TABLE) + 4 for ln in md.splitlines() if ln.startswith("| "))
+    assert "| asked s | gen s | gen/asked | gen < 60% |" in md and "scores sim -1 and match 0" in md
+    assert "## Clips under 60% of the asked length\n\nnone" in md
+    bent = json.loads(json.dumps(report))  # a report where one clip came out short
+    bent["prompts"][1].update({"model/short": 0.5, "generated_seconds": [0.27, 3.0]})
+    write_suite_report(bent, None, tmp_path / "short")
+    assert "- d-2: asked 3.0 s, generated 0.27, 3.00 s" in (tmp_path / "short.md").read_text()
     with pytest.raises(DataError, match="3 motions for 4 prompts"):
         write_suite_report(report, joints[:3], tmp_path / "bad")
 
@@ -169,6 +232,9 @@ def test_bad_options_and_inputs(decoder_run, evaluator, suite_file, tmp_path):
         evaluate_suite(decoder_run, "EV", suite_file, num_samples=0, evaluator=evaluator)
     with pytest.raises(ConfigError, match="per_cell"):
         evaluate_suite(decoder_run, "EV", suite_file, per_cell=0, evaluator=evaluator)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="min_share"):
+            evaluate_suite(decoder_run, "EV", suite_file, min_share=bad, evaluator=evaluator)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(dict(SUITE[0], category="cooking")) + "\n")
     with pytest.raises(DataError, match="bad.jsonl:1: unknown category"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shards_fake as sf
 
-from mm_jax.errors import CheckpointError, DataError
+from mm_jax.errors import CheckpointError, ConfigError, DataError
 from mm_jax.generate import generate, slug
 
 PROMPTS = ["a person walks forward", "jumps"]
@@ -72,6 +72,40 @@ def test_empty_prompt_and_bad_tokenizer(decoder_run, tmp_path):
     with pytest.raises(CheckpointError, match="not a decoder run"):
         generate(tmp_path, ["walks"], tmp_path, text_tokenizer=sf.FakeTextTokenizer(8))
     assert not list(tmp_path.iterdir())
+
+
+def test_min_seconds_floor_and_validation(decoder_run, tmp_path):
+    res = _gen(decoder_run, tmp_path / "full", num_samples=2, seed=5, min_seconds=1.0)
+    doc = json.loads((tmp_path / "full" / "generations.json").read_text())
+    assert doc["min_seconds"] == 1.0 and doc["min_new_tokens"] == doc["max_new_tokens"] - 1  # the whole budget
+    assert [r["num_tokens"] for r in res] == [doc["min_new_tokens"]] * 4 and not any(r["empty"] for r in res)
+    res = _gen(decoder_run, tmp_path / "half", seed=5, min_seconds=0.5)
+    doc = json.loads((tmp_path / "half" / "generations.json").read_text())
+    assert 0 < doc["min_new_tokens"] < doc["max_new_tokens"] - 1
+    assert all(r["num_tokens"] >= doc["min_new_tokens"] for r in res)
+    for bad in (1.5, -0.1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=r"min_seconds=.*seconds=1\.0"):
+            _gen(decoder_run, tmp_path / "bad", min_seconds=bad)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_min_seconds_defaults_to_seconds(monkeypatch, capsys):
+    import mm_jax.generate as gen
+    from mm_jax.cli import main
+
+    calls = []
+    monkeypatch.setattr(gen, "generate", lambda *a, **kw: calls.append(kw) or [])
+    base = ["generate", "walks", "--checkpoint", "RUN", "--out", "OUT", "--seconds", "3"]
+    assert main(base) == 0 and main(base + ["--min-seconds", "0"]) == 0
+    assert [(c["seconds"], c["min_seconds"]) for c in calls] == [(3.0, 3.0), (3.0, 0.0)]
+    assert "Default: --seconds" in " ".join(_generate_help().split())
+
+
+def _generate_help() -> str:
+    from mm_jax.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sub.choices["generate"].format_help()
 
 
 def test_slug():

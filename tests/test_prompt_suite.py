@@ -99,6 +99,14 @@ def test_good_file_loads(tmp_path):
     )
 
 
+@pytest.mark.parametrize("steps", [["walk", "jump_forward"], ["walk", "jump_forward", "wave"],
+                                   ["run", "walk", "jump_forward", "wave"]])
+def test_composition_of_two_or_more_steps_loads(tmp_path, steps):
+    row = {**GOOD, "tag": "composition", "prompt": "a person " + ", then ".join(steps), "primitives": steps}
+    (p,) = load_suite(_write(tmp_path, [row]))
+    assert p.tag == "composition" and p.primitives == tuple(steps)
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
@@ -109,7 +117,7 @@ def test_good_file_loads(tmp_path):
         ({**GOOD, "primitives": ["moonwalk"]}, "unknown primitive(s) ['moonwalk']"),
         ({**GOOD, "primitives": []}, "empty 'primitives'"),
         ({**GOOD, "seconds": 30}, "'seconds'"),
-        ({**GOOD, "tag": "composition"}, "exactly 2 primitives"),
+        ({**GOOD, "tag": "composition"}, "at least 2 primitives"),
         ({**GOOD, "extra": 1}, "unknown field(s) ['extra']"),
         ("{not json", "invalid JSON"),
     ],

@@ -1,4 +1,4 @@
-"""Tests of mm_jax.sample: KV cache vs full recomputation, determinism, EOS, top-k, CFG, errors."""
+"""Tests of mm_jax.sample: KV cache vs full recomputation, determinism, EOS, minimum length, top-k, CFG, errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from mm_jax.errors import ConfigError, ShapeError
 from mm_jax.model import ModelConfig, init_params
-from mm_jax.sample import decode_step, filter_logits, max_tokens_for_seconds, prefill, sample
+from mm_jax.sample import (decode_step, filter_logits, max_tokens_for_seconds, min_tokens_for_seconds, prefill,
+                           sample)
 
 # Prime-ish sizes: B=3, S=7, N=11, C=13, 15 codes (+3 specials = 18, padded to 24).
 B, S, N, C = 3, 7, 11, 13
@@ -131,6 +132,56 @@ def test_eos_handling(params, use_cache):
     np.testing.assert_array_equal(lengths, 1)
     np.testing.assert_array_equal(tok[:, :2], [[0, CFG.eos_id]] * B)
     np.testing.assert_array_equal(tok[:, 2:], CFG.pad_id)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_min_new_tokens_holds_eos_back(params, use_cache):
+    """EOS dominates every step (biased head), yet no row stops before its minimum."""
+    text, mask = _text()
+    p = _eos_params(params, 1.0)
+    u_text, u_mask = _text(seed=9, b=1, s=5, real=(2,))
+    for kw in (dict(temperature=1.0), dict(temperature=0.0),
+               dict(temperature=1.0, top_p=0.9, cfg_scale=2.5, uncond_text_bsc=u_text, uncond_text_mask_bs=u_mask)):
+        for minimum in (4, [0, 3, 7], np.array([N, 1, 5])):
+            tok, lengths = sample(CFG, p, text, mask, key=jax.random.key(1), max_new_tokens=N,
+                                  min_new_tokens=minimum, use_cache=use_cache, **kw)
+            want = np.broadcast_to(minimum, (B,))
+            np.testing.assert_array_equal(lengths, want)  # EOS the first step it is allowed
+            _check_layout(tok, lengths)
+
+
+def test_min_new_tokens_only_masks_eos(params):
+    """A floor the model does not reach changes nothing; cache and recomputation still agree."""
+    text, mask = _text()
+    kw = dict(key=jax.random.key(3), max_new_tokens=N, temperature=0.0)
+    free_tok, free_len = sample(CFG, params, text, mask, **kw)
+    floor = np.minimum(np.asarray(free_len), [2, 0, 1])
+    tok, lengths = sample(CFG, params, text, mask, min_new_tokens=floor, **kw)
+    np.testing.assert_array_equal(tok, free_tok)
+    tok_c, len_c = sample(CFG, _eos_params(params, 1.0), text, mask, min_new_tokens=[2, 5, 9], **kw)
+    tok_f, len_f = sample(CFG, _eos_params(params, 1.0), text, mask, min_new_tokens=[2, 5, 9],
+                          use_cache=False, **kw)
+    np.testing.assert_array_equal(tok_c, tok_f)
+    np.testing.assert_array_equal(len_c, [2, 5, 9])
+
+
+def test_min_new_tokens_bad_values(params):
+    text, mask = _text()
+    key = jax.random.key(0)
+    for bad in (-1, N + 1, [1, 2], [1.5, 2, 3], [[1, 2, 3]]):
+        with pytest.raises(ConfigError, match="min_new_tokens"):
+            sample(CFG, params, text, mask, key=key, max_new_tokens=N, min_new_tokens=bad)
+
+
+def test_min_tokens_for_seconds():
+    assert min_tokens_for_seconds(0.0, seconds=4.0, frames_per_token=4) == 0
+    assert min_tokens_for_seconds(2.4, seconds=4.0, frames_per_token=4) == 18
+    assert min_tokens_for_seconds(4.0, seconds=4.0, frames_per_token=4) == max_tokens_for_seconds(
+        4.0, frames_per_token=4)
+    assert min_tokens_for_seconds(0.1, seconds=1.0, frames_per_token=4) == 1
+    for bad in (-0.5, float("nan"), float("inf"), 4.5):
+        with pytest.raises(ConfigError, match=r"min_seconds=.*seconds=4\.0"):
+            min_tokens_for_seconds(bad, seconds=4.0, frames_per_token=4)
 
 
 def test_top_k_one_equals_greedy(params):

@@ -40,7 +40,11 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="decoder run directory (mm-jax train --workdir)")
     p.add_argument("--out", required=True)
     p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--seconds", type=float, default=4.0, help="the longest motion, in seconds (default 4)")
+    p.add_argument("--min-seconds", type=float, default=None,
+                   help="the shortest motion: EOS is suppressed until this many seconds of motion exist, in "
+                        "[0, --seconds]. Default: --seconds, so every clip is as long as asked; 0 lets the "
+                        "model stop whenever it samples EOS (a clip can then be a fraction of a second)")
     p.add_argument("--cfg", type=float, default=2.5, help="classifier-free guidance scale")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -52,8 +56,9 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from mm_jax.generate import generate
 
+    min_seconds = args.seconds if args.min_seconds is None else args.min_seconds
     records = generate(args.checkpoint, args.prompts, args.out, num_samples=args.num_samples,
-                       seconds=args.seconds, cfg_scale=args.cfg, temperature=args.temperature,
+                       seconds=args.seconds, min_seconds=min_seconds, cfg_scale=args.cfg, temperature=args.temperature,
                        top_p=args.top_p, seed=args.seed, render=not args.no_render)
     for r in records:
         print(json.dumps({k: r[k] for k in ("prompt", "sample", "num_tokens", "frames", "paths") if k in r}))
@@ -70,6 +75,10 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", help="a prompt suite (JSONL, data/prompts/README.md): score it instead")
     p.add_argument("--num-samples", type=int, default=1, help="with --suite: motions per prompt")
     p.add_argument("--per-cell", type=int, help="with --suite: only the first N prompts of each category x tag")
+    p.add_argument("--min-share", type=float, default=0.6,
+                   help="with --suite: EOS is suppressed until this share of each prompt's asked seconds exists "
+                        "(default 0.6; 0 = the model's own lengths). Clips under 60%% of the asked length score "
+                        "as failures either way")
     p.add_argument("--no-sheets", action="store_true", help="with --suite: skip the contact-sheet PNGs")
     p.add_argument("--out", help="output stem (.md and .json); default experiments/results/eval_report, "
                                  "or suite_report with --suite")
@@ -99,7 +108,7 @@ def _eval_suite(args: argparse.Namespace) -> int:
 
     report, joints = evaluate_suite(args.checkpoint, args.evaluator, args.suite, data_dir=args.data,
                                     num_samples=args.num_samples, seed=args.seed, cfg_scale=args.cfg,
-                                    per_cell=args.per_cell)
+                                    min_share=args.min_share, per_cell=args.per_cell)
     out = args.out or "experiments/results/suite_report"
     with progress_bar("contact sheets", unit="strip") as bar:
         write_suite_report(report, None if args.no_sheets else joints, out, progress=bar)

@@ -4,7 +4,8 @@
 ``num_samples`` motions for every prompt of a suite
 (:func:`mm_jax.eval_suite.load_suite`) in one batch, each cut to its
 prompt's ``seconds`` (the decoder has no length input: its budget is
-``ceil(seconds * 30 / frames_per_token)`` codes), decodes them with the
+``ceil(seconds * 30 / frames_per_token)`` codes; EOS is held back until
+``min_share`` (default 0.6) of the asked seconds exist), decodes them with the
 run's tokenizer and scores each prompt through the trained evaluator:
 
 * ``similarity``: cosine between the evaluator's embedding of the prompt and of
@@ -15,7 +16,16 @@ run's tokenizer and scores each prompt through the trained evaluator:
   Undefined (NaN) for prompts with no primitives. Chance is the share of
   prompts with the same primitives (``match_chance``);
 * ``jerk`` (m/s^3), ``foot_skating`` (ratio), ``floating_m`` and
-  ``penetration_m`` (m): :mod:`mm_jax.eval.quality` of the joints.
+  ``penetration_m`` (m): :mod:`mm_jax.eval.quality` of the joints;
+* ``seconds`` (the scored clip's length), ``length_ratio`` (it over the asked
+  ``seconds``) and ``short`` (1.0 when the ratio is under :data:`SHORT_SHARE`).
+
+Length rule: a generated clip shorter than ``SHORT_SHARE`` (60%) of its
+prompt's asked length is scored as a failure: similarity -1 (the lowest
+cosine) and match@1/3 0 (a miss). A static 0.27 s clip can then never beat a
+full-length one, however close the evaluator puts it to the prompt. It applies
+to the model and to the random yardstick (which has the model's lengths), not
+to the real references (crops of the data, whose length the prompt does not set).
 
 Two yardsticks are scored the same way, so that a table says what is lost
 where: ``random_*`` (uniformly random codes of the model's lengths: the floor)
@@ -47,13 +57,22 @@ import numpy as np
 
 from mm_jax.errors import ConfigError, DataError
 from mm_jax.eval_suite import CATEGORIES, TAGS, Prompt, load_suite
+from mm_jax.motion.features import FPS
 
 log = logging.getLogger(__name__)
 
-SCORES = ("similarity", "match_top1", "match_top3", "jerk", "foot_skating", "floating_m", "penetration_m")
+SCORES = ("similarity", "match_top1", "match_top3", "jerk", "foot_skating", "floating_m", "penetration_m",
+          "seconds", "length_ratio", "short")
 SOURCES = ("model", "random", "reference")
 MIN_CLIP_FRAMES = 8  # shorter reference spans are skipped
+SHORT_SHARE = 0.6  # a generated clip under this share of the asked seconds fails similarity and match
+MIN_SHARE = 0.6  # default generation floor: EOS held back until this share of the asked seconds exists
+FAILED = {"similarity": -1.0, "match_top1": 0.0, "match_top3": 0.0}  # a short clip's scores
 TABLE = (  # (json key, markdown header) of the per-tag / per-category tables
+    ("seconds", "asked s"),
+    ("model/seconds", "gen s"),
+    ("model/length_ratio", "gen/asked"),
+    ("model/short", f"gen < {SHORT_SHARE:.0%}"),
     ("model/similarity", "sim model"),
     ("random/similarity", "sim random"),
     ("reference/similarity", "sim real"),
@@ -152,17 +171,43 @@ def _quality(joints: Sequence[np.ndarray]) -> list[dict[str, float]]:
              "penetration_m": Q.penetration(j)} for j in joints]
 
 
-def _score(ev: Any, text_pe: np.ndarray, feats: Sequence[np.ndarray], joints: Sequence[np.ndarray],
-           owner_n: np.ndarray, keys: Sequence[tuple[str, ...]]) -> list[dict[str, float]]:
-    """Per-motion scores (:data:`SCORES`) of clips (features and their joints) made for prompts ``owner_n``."""
+def length_scores(frames_n: Sequence[int], asked_n: Sequence[float], *, fps: float) -> list[dict[str, float]]:
+    """``seconds``, ``length_ratio`` (over the asked seconds) and ``short`` (ratio < :data:`SHORT_SHARE`) per clip."""
+    out = []
+    for frames, asked in zip(frames_n, asked_n):
+        ratio = frames / fps / asked
+        out.append({"seconds": frames / fps, "length_ratio": ratio, "short": float(ratio < SHORT_SHARE - 1e-9)})
+    return out
+
+
+def score_clips(ev: Any, text_pe: np.ndarray, feats: Sequence[np.ndarray], joints: Sequence[np.ndarray],
+                owner_n: np.ndarray, keys: Sequence[tuple[str, ...]], asked_p: Sequence[float], *,
+                length_rule: bool = True, fps: float = 30.0) -> list[dict[str, float]]:
+    """Per-clip scores (:data:`SCORES`) of clips made for prompts ``owner_n``.
+
+    Args:
+      ev: the evaluator; text_pe: [P, E] its embeddings of the P prompts' texts.
+      feats: N clips of raw features [T_i, 272]; joints: their joints [T_i, 22, 3].
+      owner_n: [N] the prompt each clip was made for; keys: P primitive tuples.
+      asked_p: [P] the seconds each prompt asked for.
+      length_rule: a short clip (under :data:`SHORT_SHARE` of its asked
+        seconds) gets the :data:`FAILED` similarity and matches (NaN matches,
+        a prompt without primitives, stay NaN). Off for real references.
+    """
     from mm_jax.eval.evaluator import embed_motion
 
     emb_ne = embed_motion(ev, feats)
     sim_np = emb_ne @ text_pe.T
     own_sim = sim_np[np.arange(len(owner_n)), owner_n]
     top1, top3 = match_hits(sim_np, owner_n, keys, 1), match_hits(sim_np, owner_n, keys, 3)
-    return [{"similarity": float(s), "match_top1": float(a), "match_top3": float(b), **q}
-            for s, a, b, q in zip(own_sim, top1, top3, _quality(joints))]
+    lengths = length_scores([len(f) for f in feats], [asked_p[o] for o in owner_n], fps=fps)
+    out = []
+    for s, a, b, q, ln in zip(own_sim, top1, top3, _quality(joints), lengths):
+        row = {"similarity": float(s), "match_top1": float(a), "match_top3": float(b), **q, **ln}
+        if length_rule and ln["short"]:
+            row.update({k: v if not math.isnan(row[k]) else row[k] for k, v in FAILED.items()})
+        out.append(row)
+    return out
 
 
 def _mean_per_prompt(scores: list[dict[str, float]], owner_n: np.ndarray, num_prompts: int
@@ -200,11 +245,89 @@ def summarize(records: Sequence[dict[str, Any]], by: str | None) -> dict[str, di
     return out
 
 
+def _per_cell(prompts: list[Prompt], per_cell: int | None) -> list[Prompt]:
+    """The first ``per_cell`` prompts (file order) of each category x tag cell; all for None."""
+    if per_cell is None:
+        return prompts
+    if per_cell < 1:
+        raise ConfigError(f"per_cell={per_cell!r} must be >= 1 or None")
+    taken: collections.Counter = collections.Counter()
+    kept = []
+    for prompt in prompts:
+        taken[prompt.category, prompt.tag] += 1
+        if taken[prompt.category, prompt.tag] <= per_cell:
+            kept.append(prompt)
+    return kept
+
+
+def _sample_suite(dec: Any, tok: Any, prompts: list[Prompt], text_tokenizer: Any, *, num_samples: int,
+                  seed: int, cfg_scale: float, top_p: float, min_share: float) -> dict[str, Any]:
+    """Samples every prompt: codes (at least one per clip), lengths, and each prompt's budget and floor."""
+    from mm_jax.generate import sample_codes, text_features
+    from mm_jax.sample import max_tokens_for_seconds, min_tokens_for_seconds
+
+    fpt = tok.cfg.frames_per_token
+    budgets = np.array([max_tokens_for_seconds(p.seconds, frames_per_token=fpt) for p in prompts])
+    max_new = int(min(budgets.max() + 1, dec.exp.model.max_motion_tokens - 1))
+    floors = np.array([min(min_tokens_for_seconds(min_share * p.seconds, seconds=p.seconds, frames_per_token=fpt),
+                           b, max_new) for p, b in zip(prompts, budgets)])
+    text_params, text_psc, mask_ps = text_features(dec.exp, [p.prompt for p in prompts], text_tokenizer)
+    options = {"temperature": 1.0, "top_k": 0, "top_p": top_p, "cfg_scale": cfg_scale}
+    log.info("sampling %d prompts x %d samples, up to %d codes", len(prompts), num_samples, max_new)
+    tokens_bn, lengths_b = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
+                                        max_new_tokens=max_new, options=options, seed=seed, min_new_tokens=floors)
+    owner = np.repeat(np.arange(len(prompts)), num_samples)
+    lengths = np.minimum(lengths_b, budgets[owner])
+    codes = [t[: max(int(n), 1)] for t, n in zip(tokens_bn, lengths)]  # EOS at once: one code
+    return {"codes": codes, "lengths": lengths, "owner": owner, "budgets": budgets, "floors": floors,
+            "max_new": max_new}
+
+
+def _references(data_dir: str | pathlib.Path, prompts: list[Prompt], ev: Any, text_pe: np.ndarray,
+                limit: int) -> tuple[list[int], list[dict[str, float]] | None]:
+    """(reference clips per prompt, per-prompt mean scores of them or None); no length rule."""
+    from mm_jax.motion.synth import load_dataset
+
+    refs = find_references(load_dataset(data_dir), prompts, limit=limit)
+    counts = [len(r) for r in refs]
+    ref_owner = np.array([i for i, r in enumerate(refs) for _ in r], np.int64)
+    ref_feats = [c for r in refs for c in r]
+    log.info("scoring %d reference clips for %d prompts", len(ref_feats), sum(n > 0 for n in counts))
+    if not ref_feats:
+        return counts, None
+    keys, asked = [tuple(p.primitives) for p in prompts], [p.seconds for p in prompts]
+    scores = score_clips(ev, text_pe, ref_feats, _joints(ref_feats), ref_owner, keys, asked, length_rule=False,
+                         fps=FPS)
+    return counts, _mean_per_prompt(scores, ref_owner, len(prompts))
+
+
+def _records(prompts: list[Prompt], drawn: dict[str, Any], per: dict[str, list[dict[str, float]]],
+             ref_counts: list[int], model_seconds: list[float]) -> list[dict[str, Any]]:
+    """One record per prompt: the prompt, its asked and generated lengths, and ``source/score`` means."""
+    keys = [tuple(p.primitives) for p in prompts]
+    owner, lengths = drawn["owner"], drawn["lengths"]
+    records = []
+    for i, p in enumerate(prompts):
+        mine = owner == i
+        rec: dict[str, Any] = {"id": p.id, "category": p.category, "tag": p.tag, "prompt": p.prompt,
+                               "primitives": list(p.primitives), "seconds": p.seconds,
+                               "generated_seconds": [s for s, o in zip(model_seconds, owner) if o == i],
+                               "budget_codes": int(drawn["budgets"][i]), "min_codes": int(drawn["floors"][i]),
+                               "codes": [int(n) for n in lengths[mine]],
+                               "empty_samples": int((lengths[mine] == 0).sum()), "references": ref_counts[i],
+                               "match_chance": (float(np.mean([k == keys[i] for k in keys])) if keys[i]
+                                                else float("nan"))}
+        for source, rows in per.items():
+            rec.update({f"{source}/{k}": v for k, v in rows[i].items()})
+        records.append(rec)
+    return records
+
+
 def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib.Path,
                    suite_path: str | pathlib.Path, *, data_dir: str | pathlib.Path | None = None,
                    num_samples: int = 1, seed: int = 0, cfg_scale: float = 2.5, top_p: float = 0.95,
-                   max_references: int = 4, per_cell: int | None = None, text_tokenizer: Any = None,
-                   evaluator: Any = None) -> tuple[dict[str, Any], list[np.ndarray]]:
+                   min_share: float = MIN_SHARE, max_references: int = 4, per_cell: int | None = None,
+                   text_tokenizer: Any = None, evaluator: Any = None) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Scores a decoder run on a prompt suite (see the module docstring).
 
     Args:
@@ -214,6 +337,10 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
       data_dir: a dataset for the ``reference`` yardstick (None: no references).
       num_samples: motions per prompt, sampled in one batch under ``key(seed)``.
       seed, cfg_scale, top_p: sampling options (temperature 1, no top-k).
+      min_share: generation floor, in [0, 1]: EOS is suppressed until
+        ``min_share * seconds`` of each prompt's motion exist (default
+        :data:`MIN_SHARE`, 0.6, so the model is not failed by the length rule
+        for stopping early; 0 measures the model's own lengths).
       max_references: real clips per prompt at most.
       per_cell: score only the first this many prompts (file order) of each
         category x tag cell, for a quick look; None scores them all.
@@ -225,85 +352,49 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
     """
     from mm_jax.eval.evaluator import embed_text, load_evaluator
     from mm_jax.eval.report import random_codes
-    from mm_jax.generate import decode_codes, load_decoder, sample_codes, text_features
-    from mm_jax.sample import max_tokens_for_seconds
+    from mm_jax.generate import decode_codes, load_decoder
     from mm_jax.tokenizer.artifact import load_tokenizer
 
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
-    prompts = load_suite(suite_path)
-    if per_cell is not None:
-        if per_cell < 1:
-            raise ConfigError(f"per_cell={per_cell!r} must be >= 1 or None")
-        taken: collections.Counter = collections.Counter()
-        kept = []
-        for prompt in prompts:
-            taken[prompt.category, prompt.tag] += 1
-            if taken[prompt.category, prompt.tag] <= per_cell:
-                kept.append(prompt)
-        prompts = kept
+    if not (math.isfinite(min_share) and 0 <= min_share <= 1):
+        raise ConfigError(f"min_share={min_share!r} must be in [0, 1] (a share of each prompt's seconds)")
+    prompts = _per_cell(load_suite(suite_path), per_cell)
     ev = evaluator if evaluator is not None else load_evaluator(evaluator_dir)
     dec = load_decoder(decoder_run)
     tok = load_tokenizer(dec.exp.tokenizer_run)
-    texts = [p.prompt for p in prompts]
-    keys = [tuple(p.primitives) for p in prompts]
-    budgets = np.array([max_tokens_for_seconds(p.seconds, frames_per_token=tok.cfg.frames_per_token)
-                        for p in prompts])
-    max_new = int(min(budgets.max() + 1, dec.exp.model.max_motion_tokens - 1))
-    text_params, text_psc, mask_ps = text_features(dec.exp, texts, text_tokenizer)
-    options = {"temperature": 1.0, "top_k": 0, "top_p": top_p, "cfg_scale": cfg_scale}
-    log.info("sampling %d prompts x %d samples, up to %d codes", len(prompts), num_samples, max_new)
-    tokens_bn, lengths_b = sample_codes(dec, text_params, text_psc, mask_ps, num_samples=num_samples,
-                                        max_new_tokens=max_new, options=options, seed=seed)
-    owner = np.repeat(np.arange(len(prompts)), num_samples)
-    lengths = np.minimum(lengths_b, budgets[owner])
-    codes = [t[: max(int(n), 1)] for t, n in zip(tokens_bn, lengths)]  # EOS at once: one code
+    keys, asked = [tuple(p.primitives) for p in prompts], [p.seconds for p in prompts]
+    drawn = _sample_suite(dec, tok, prompts, text_tokenizer, num_samples=num_samples, seed=seed,
+                          cfg_scale=cfg_scale, top_p=top_p, min_share=min_share)
+    codes, owner = drawn["codes"], drawn["owner"]
     random_baseline = random_codes(np.random.default_rng(seed), tok.cfg.codebook_size, codes)
-    text_pe = embed_text(ev, texts)
+    text_pe = embed_text(ev, [p.prompt for p in prompts])
     log.info("decoding and scoring %d generated and %d random motions", len(codes), len(codes))
-    per, model_joints = {}, []
+    per, model_joints, model_seconds = {}, [], []
     for source, source_codes in (("model", codes), ("random", random_baseline)):
         feats = decode_codes(tok, source_codes)
         joints = _joints(feats)
-        per[source] = _mean_per_prompt(_score(ev, text_pe, feats, joints, owner, keys), owner, len(prompts))
+        per[source] = _mean_per_prompt(score_clips(ev, text_pe, feats, joints, owner, keys, asked, fps=FPS),
+                                       owner, len(prompts))
         if source == "model":
-            model_joints = joints
+            model_joints, model_seconds = joints, [len(f) / FPS for f in feats]
     ref_counts = [0] * len(prompts)
     if data_dir is not None:
-        from mm_jax.motion.synth import load_dataset
-
-        refs = find_references(load_dataset(data_dir), prompts, limit=max_references)
-        ref_counts = [len(r) for r in refs]
-        ref_owner = np.array([i for i, r in enumerate(refs) for _ in r], np.int64)
-        ref_feats = [c for r in refs for c in r]
-        log.info("scoring %d reference clips for %d prompts", len(ref_feats), sum(n > 0 for n in ref_counts))
-        if ref_feats:
-            per["reference"] = _mean_per_prompt(_score(ev, text_pe, ref_feats, _joints(ref_feats), ref_owner, keys),
-                                                ref_owner, len(prompts))
-    records = []
-    for i, p in enumerate(prompts):
-        mine = owner == i
-        rec: dict[str, Any] = {"id": p.id, "category": p.category, "tag": p.tag, "prompt": p.prompt,
-                               "primitives": list(p.primitives), "seconds": p.seconds,
-                               "budget_codes": int(budgets[i]), "codes": [int(n) for n in lengths[mine]],
-                               "empty_samples": int((lengths[mine] == 0).sum()), "references": ref_counts[i],
-                               "match_chance": (float(np.mean([k == keys[i] for k in keys])) if keys[i]
-                                                else float("nan"))}
-        for source, rows in per.items():
-            rec.update({f"{source}/{k}": v for k, v in rows[i].items()})
-        records.append(rec)
-    first_joints = [model_joints[i * num_samples] for i in range(len(prompts))]
+        ref_counts, ref_scores = _references(data_dir, prompts, ev, text_pe, max_references)
+        if ref_scores is not None:
+            per["reference"] = ref_scores
+    records = _records(prompts, drawn, per, ref_counts, model_seconds)
     report = {
         "suite": str(suite_path), "num_prompts": len(prompts), "num_samples": num_samples,
         "decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(dec.exp.tokenizer_run),
         "data_dir": None if data_dir is None else str(data_dir), "max_references": max_references,
-        "per_cell": per_cell, "seed": seed,
-        "cfg_scale": cfg_scale, "top_p": top_p, "max_new_tokens": max_new,
+        "per_cell": per_cell, "seed": seed, "cfg_scale": cfg_scale, "top_p": top_p,
+        "max_new_tokens": drawn["max_new"], "min_share": min_share, "short_share": SHORT_SHARE,
         "evaluator": {"dir": str(evaluator_dir), "identity": ev.identity},
         "overall": summarize(records, None)["all"], "by_tag": summarize(records, "tag"),
         "by_category": summarize(records, "category"), "prompts": records,
     }
-    return report, first_joints
+    return report, [model_joints[i * num_samples] for i in range(len(prompts))]
 
 
 # --- output ----------------------------------------------------------------------------
@@ -335,6 +426,61 @@ def _table(groups: dict[str, dict[str, float]], first: str) -> list[str]:
     return lines
 
 
+def _sheets(records: list[dict[str, Any]], joints: Sequence[np.ndarray], out: pathlib.Path, sheet_frames: int,
+            progress: Callable[[int, int], None] | None) -> dict[str, str]:
+    """One contact sheet per category: a strip of each prompt's first sample, captioned with sim and length."""
+    from mm_jax.motion.render import render_contact_sheet
+
+    if len(joints) != len(records):
+        raise DataError(f"{len(joints)} motions for {len(records)} prompts")
+    by_cat: dict[str, list[int]] = collections.defaultdict(list)
+    for i, r in enumerate(records):
+        by_cat[r["category"]].append(i)
+    sheets, done, total = {}, 0, len(records)
+    for cat, idx in by_cat.items():
+        rows = [(joints[i], f"{r['id']} [{r['tag']}] {r['prompt']}   sim {r['model/similarity']:.2f}   "
+                            f"{r['generated_seconds'][0]:.1f}/{r['seconds']:.1f} s")
+                for i, r in ((i, records[i]) for i in idx)]
+        path = out.parent / f"{out.name}_sheets" / f"contact_{cat}.png"
+
+        def _tick(d: int, _n: int, base: int = done) -> None:
+            if progress is not None:
+                progress(base + d, total)
+
+        render_contact_sheet(rows, path, num_frames=sheet_frames, progress=_tick)
+        done += len(idx)
+        sheets[cat] = str(path)
+    return sheets
+
+
+def _markdown(report: dict[str, Any]) -> list[str]:
+    """The lines of ``OUT.md``: options, the length rule, the three tables and the short clips."""
+    ev, o = report["evaluator"], report["overall"]
+    refs = "" if report["data_dir"] is None else (
+        f" Real reference clips from `{report['data_dir']}` (up to {report['max_references']} per prompt): "
+        f"{o.get('n/reference/similarity', 0)} of {report['num_prompts']} prompts have one; their jerk "
+        f"{_cell(o.get('reference/jerk', float('nan')))} m/s³, foot skating "
+        f"{_cell(o.get('reference/foot_skating', float('nan')))}, floating "
+        f"{_cell(o.get('reference/floating_m', float('nan')))} m.")
+    short = [f"- {r['id']}: asked {r['seconds']:.1f} s, generated "
+             + ", ".join(f"{s:.2f}" for s in r["generated_seconds"]) + " s"
+             for r in report["prompts"] if r.get("model/short", 0.0) > 0]
+    return [f"# Prompt-suite report: `{report['suite']}` ({report['num_prompts']} prompts, "
+            f"{report['num_samples']} sample(s) each)\n",
+            f"Decoder `{report['decoder_run']}` step {report['decoder_step']}, CFG {report['cfg_scale']}, top-p "
+            f"{report['top_p']}, seed {report['seed']}, EOS held back until {report['min_share']:.0%} of the asked "
+            f"seconds; evaluator `{ev['dir']}` (identity {ev['identity']}). "
+            "sim: cosine of evaluator text and motion embeddings. match@k: one of the k suite prompts most "
+            "similar to the motion means the same primitives (chance: the share of such prompts). "
+            f"Length rule: a generated (or random) clip under {report['short_share']:.0%} of its asked seconds "
+            "scores sim -1 and match 0; gen s is the mean generated length, gen/asked its mean ratio, "
+            f"gen < {report['short_share']:.0%} the share of clips that short." + refs + "\n",
+            "## By tag\n", *_table(report["by_tag"], "tag"), "",
+            "## By category\n", *_table(report["by_category"], "category"), "",
+            "## Overall\n", *_table({"all": o}, "suite"), "",
+            f"## Clips under {report['short_share']:.0%} of the asked length\n", *(short or ["none"]), ""]
+
+
 def write_suite_report(report: dict[str, Any], joints: Sequence[np.ndarray] | None,
                        out_stem: str | pathlib.Path, *, sheet_frames: int = 6,
                        progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
@@ -343,49 +489,12 @@ def write_suite_report(report: dict[str, Any], joints: Sequence[np.ndarray] | No
     Returns:
       {category: contact-sheet path}.
     """
-    from mm_jax.motion.render import render_contact_sheet
-
     out = pathlib.Path(out_stem)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheets: dict[str, str] = {}
-    records = report["prompts"]
-    if joints is not None:
-        if len(joints) != len(records):
-            raise DataError(f"{len(joints)} motions for {len(records)} prompts")
-        by_cat: dict[str, list[int]] = collections.defaultdict(list)
-        for i, r in enumerate(records):
-            by_cat[r["category"]].append(i)
-        done, total = 0, len(records)
-        for cat, idx in by_cat.items():
-            rows = [(joints[i], f"{records[i]['id']} [{records[i]['tag']}] {records[i]['prompt']}   "
-                                f"sim {records[i]['model/similarity']:.2f}") for i in idx]
-            path = out.parent / f"{out.name}_sheets" / f"contact_{cat}.png"
-
-            def _tick(d: int, _n: int, base: int = done) -> None:
-                if progress is not None:
-                    progress(base + d, total)
-
-            render_contact_sheet(rows, path, num_frames=sheet_frames, progress=_tick)
-            done += len(idx)
-            sheets[cat] = str(path)
+    sheets = {} if joints is None else _sheets(report["prompts"], joints, out, sheet_frames, progress)
     report = dict(report, contact_sheets=sheets)
     out.with_suffix(".json").write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n")
-    ev, o = report["evaluator"], report["overall"]
-    refs = "" if report["data_dir"] is None else (
-        f" Real reference clips from `{report['data_dir']}` (up to {report['max_references']} per prompt): "
-        f"{o.get('n/reference/similarity', 0)} of {report['num_prompts']} prompts have one; their jerk "
-        f"{_cell(o.get('reference/jerk', float('nan')))} m/s³, foot skating "
-        f"{_cell(o.get('reference/foot_skating', float('nan')))}, floating "
-        f"{_cell(o.get('reference/floating_m', float('nan')))} m.")
-    lines = [f"# Prompt-suite report: `{report['suite']}` ({report['num_prompts']} prompts, "
-             f"{report['num_samples']} sample(s) each)\n",
-             f"Decoder `{report['decoder_run']}` step {report['decoder_step']}, CFG {report['cfg_scale']}, top-p "
-             f"{report['top_p']}, seed {report['seed']}; evaluator `{ev['dir']}` (identity {ev['identity']}). "
-             "sim: cosine of evaluator text and motion embeddings. match@k: one of the k suite prompts most "
-             "similar to the motion means the same primitives (chance: the share of such prompts)." + refs + "\n",
-             "## By tag\n", *_table(report["by_tag"], "tag"), "",
-             "## By category\n", *_table(report["by_category"], "category"), "",
-             "## Overall\n", *_table({"all": o}, "suite"), ""]
+    lines = _markdown(report)
     if sheets:
         lines += ["## Contact sheets\n", *[f"- {cat}: `{p}`" for cat, p in sheets.items()], ""]
     out.with_suffix(".md").write_text("\n".join(lines))

@@ -16,6 +16,13 @@ the key ``fold_in(key, step)``. Classifier-free guidance runs conditional and
 unconditional rows in one batch of 2B and mixes
 ``uncond + cfg_scale * (cond - uncond)``; both halves are fed the same token.
 
+Minimum length: ``min_new_tokens`` (an int, or one per row [B]) suppresses EOS
+while a row has produced fewer codes than that: its logit is set to -inf in the
+logits the token is drawn from. With guidance that is the mixed row, so the one
+guided distribution of a prompt (conditional and unconditional alike) never
+offers EOS early; masking each half before the mix would give -inf - -inf =
+NaN. :func:`min_tokens_for_seconds` converts a floor in seconds.
+
 The loop is one ``lax.while_loop`` inside ``jax.jit`` that stops when every row
 has finished. ``use_cache=True`` prefills the text once and decodes one token
 per step (cache.py); ``use_cache=False`` re-runs ``llama.forward`` on the whole
@@ -26,10 +33,11 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mm_jax.errors import ConfigError, ShapeError
 from mm_jax.model.config import ModelConfig
@@ -48,6 +56,23 @@ def max_tokens_for_seconds(seconds: float, *, frames_per_token: int, fps: float 
         raise ConfigError(f"seconds={seconds!r}, fps={fps!r} must be > 0 and "
                           f"frames_per_token={frames_per_token!r} a positive int")
     return int(math.ceil(seconds * fps / frames_per_token - 1e-9))
+
+
+def min_tokens_for_seconds(min_seconds: float, *, seconds: float, frames_per_token: int,
+                           fps: float = 30.0) -> int:
+    """Motion codes that make at least ``min_seconds`` of motion (0 for 0): the floor for ``min_new_tokens``.
+
+    The same conversion as :func:`max_tokens_for_seconds`, ceil(min_seconds * fps
+    / frames_per_token), so ``min_seconds == seconds`` gives the whole budget.
+
+    Raises:
+      ConfigError: ``min_seconds`` negative, not finite, or above ``seconds`` (both named).
+    """
+    if not (math.isfinite(min_seconds) and 0 <= min_seconds <= seconds):
+        raise ConfigError(f"min_seconds={min_seconds!r} must be finite and in [0, seconds={seconds!r}]")
+    if min_seconds == 0:
+        return 0
+    return max_tokens_for_seconds(min_seconds, frames_per_token=frames_per_token, fps=fps)
 
 
 def filter_logits(logits_bv: jax.Array, *, temperature: float, top_k: int, top_p: float) -> jax.Array:
@@ -91,12 +116,18 @@ def _allowed(cfg: ModelConfig) -> jax.Array:
     return (ids < cfg.codebook_size) | (ids == cfg.eos_id)
 
 
-def _choose(cfg: ModelConfig, opts: _Options, logits_bv: jax.Array, key: jax.Array) -> jax.Array:
-    """Guided mix, masking and the draw: logits [B or 2B, V] -> ids [B] int32."""
+def _choose(cfg: ModelConfig, opts: _Options, logits_bv: jax.Array, no_eos_b: jax.Array,
+            key: jax.Array) -> jax.Array:
+    """Guided mix, masking and the draw: logits [B or 2B, V] -> ids [B] int32.
+
+    ``no_eos_b`` [B] bool: rows whose EOS is masked (still under their minimum length).
+    """
     if opts.guided:
         cond_bv, uncond_bv = jnp.split(logits_bv, 2, axis=0)
         logits_bv = uncond_bv + opts.cfg_scale * (cond_bv - uncond_bv)
-    logits_bv = jnp.where(_allowed(cfg), logits_bv, _MASKED)
+    is_eos_v = jnp.arange(cfg.padded_vocab_size) == cfg.eos_id
+    allowed_bv = _allowed(cfg)[None, :] & ~(no_eos_b[:, None] & is_eos_v)
+    logits_bv = jnp.where(allowed_bv, logits_bv, _MASKED)
     if opts.temperature == 0.0:
         return jnp.argmax(logits_bv, axis=-1).astype(jnp.int32)
     logits_bv = filter_logits(logits_bv, temperature=opts.temperature, top_k=opts.top_k,
@@ -126,7 +157,7 @@ def _step_fns(cfg: ModelConfig, opts: _Options, params: dict, text_bsc, text_mas
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _sample_jit(cfg: ModelConfig, opts: _Options, params: dict, text_bsc, text_mask_bs, key):
+def _sample_jit(cfg: ModelConfig, opts: _Options, params: dict, text_bsc, text_mask_bs, min_b, key):
     b = text_bsc.shape[0] // (2 if opts.guided else 1)
     n = opts.max_new_tokens
     model_state, step = _step_fns(cfg, opts, params, text_bsc, text_mask_bs)
@@ -139,7 +170,8 @@ def _sample_jit(cfg: ModelConfig, opts: _Options, params: dict, text_bsc, text_m
         t, token_b, tokens_bn, done_b, lengths_b, model_state = carry
         feed_b = jnp.concatenate([token_b, token_b]) if opts.guided else token_b
         logits_bv, model_state = step(model_state, feed_b, t)
-        new_b = _choose(cfg, opts, logits_bv, jax.random.fold_in(key, t))
+        # a live row has produced t codes so far; under its minimum it may not stop
+        new_b = _choose(cfg, opts, logits_bv, t < min_b, jax.random.fold_in(key, t))
         is_eos_b = new_b == cfg.eos_id
         out_b = jnp.where(done_b, cfg.pad_id, new_b)
         tokens_bn = jax.lax.dynamic_update_slice(tokens_bn, out_b[:, None], (0, t))
@@ -176,6 +208,18 @@ def _check_options(cfg: ModelConfig, opts: _Options) -> None:
         raise ConfigError(f"cfg_scale={opts.cfg_scale!r} must be finite")
 
 
+def _min_per_row(min_new_tokens, b: int, n: int) -> jax.Array:
+    """``min_new_tokens`` (an int or [B] ints) -> [B] int32, each in [0, N]."""
+    m_b = np.asarray(min_new_tokens)
+    if m_b.ndim == 0:
+        m_b = np.full((b,), m_b)
+    if m_b.shape != (b,) or not np.issubdtype(m_b.dtype, np.integer):
+        raise ConfigError(f"min_new_tokens must be an int or {b} ints (one per row), got {min_new_tokens!r}")
+    if m_b.min() < 0 or m_b.max() > n:
+        raise ConfigError(f"min_new_tokens={m_b.tolist()} must lie in [0, max_new_tokens={n}]")
+    return jnp.asarray(m_b, jnp.int32)
+
+
 def _pad_text(text_bsc, mask_bs, s: int):
     """Right-pads [B, S', C] features and [B, S'] mask to S (position-neutral padding)."""
     extra = s - text_bsc.shape[1]
@@ -186,8 +230,8 @@ def _pad_text(text_bsc, mask_bs, s: int):
 def sample(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array, *,
            key: jax.Array, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, cfg_scale: float = 1.0, uncond_text_bsc: jax.Array | None = None,
-           uncond_text_mask_bs: jax.Array | None = None, use_cache: bool = True
-           ) -> tuple[jax.Array, jax.Array]:
+           uncond_text_mask_bs: jax.Array | None = None, use_cache: bool = True,
+           min_new_tokens: int | Sequence[int] | np.ndarray = 0) -> tuple[jax.Array, jax.Array]:
     """Samples motion tokens for B prompts, starting from BOS, until EOS or ``max_new_tokens``.
 
     Args:
@@ -203,6 +247,10 @@ def sample(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: ja
       uncond_text_bsc: [B or 1, S', C] features of the empty caption (see
         :func:`empty_text`); uncond_text_mask_bs: [B or 1, S'] its mask.
       use_cache: KV-cached decoding (True) or full recomputation each step.
+      min_new_tokens: EOS is never drawn before a row has this many codes: an
+        int for every row or [B] ints, each in [0, N] (0 = the model may stop
+        at once, the default; N = no EOS at all). A traced input: changing it
+        does not recompile.
 
     Returns:
       ``(tokens_bn [B, N] int32, lengths_b [B] int32)``; see the module docstring.
@@ -215,6 +263,7 @@ def sample(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: ja
                     uncond_text_bsc is not None, bool(use_cache))
     _check_options(cfg, opts)
     _check_text(cfg, text_bsc, text_mask_bs, "text_bsc")
+    min_b = _min_per_row(min_new_tokens, text_bsc.shape[0], opts.max_new_tokens)
     text_bsc, text_mask_bs = jnp.asarray(text_bsc), jnp.asarray(text_mask_bs).astype(bool)
     if opts.guided:
         if uncond_text_mask_bs is None:
@@ -233,7 +282,7 @@ def sample(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: ja
         text_mask_bs = jnp.concatenate([c_bs, u_bs])
     elif opts.cfg_scale != 1.0:
         raise ConfigError(f"cfg_scale={cfg_scale} needs uncond_text_bsc (the empty caption's features)")
-    return _sample_jit(cfg, opts, params, text_bsc, text_mask_bs, key)
+    return _sample_jit(cfg, opts, params, text_bsc, text_mask_bs, min_b, key)
 
 
 def empty_text(text_params: dict, *, max_tokens: int, batch: int = 1) -> tuple[jax.Array, jax.Array]:
