@@ -198,7 +198,8 @@ def _stage_evaluate(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
 def _stage_suite(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
                  progress: ProgressFactory) -> dict[str, Any]:
     from mm_jax.errors import ConfigError
-    from mm_jax.eval.suite import evaluate_suite, write_suite_report
+    from mm_jax.eval.suite import evaluate_suite
+    from mm_jax.eval.suite_report import write_suite_report
 
     suite = pathlib.Path(cfg.suite)
     if not suite.is_absolute() and not suite.is_file():  # an editable install: try the checkout's root

@@ -104,7 +104,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_suite(args: argparse.Namespace) -> int:
-    from mm_jax.eval.suite import evaluate_suite, write_suite_report
+    from mm_jax.eval.suite import evaluate_suite
+    from mm_jax.eval.suite_report import write_suite_report
 
     report, joints = evaluate_suite(args.checkpoint, args.evaluator, args.suite, data_dir=args.data,
                                     num_samples=args.num_samples, seed=args.seed, cfg_scale=args.cfg,
