@@ -153,8 +153,6 @@ def test_write_motion_bvh_from_features(tmp_path):
     local_rot, root_pos = _random_motion(11, seed=4)
     root_pos[:, 1] = 0.9
     feats = mfeat.features_from_motion(jnp.asarray(local_rot), jnp.asarray(root_pos))
-    padded = retarget.motion_features(local_rot, root_pos)  # padded to 64 frames inside: same values
-    assert padded.shape == (11, mfeat.FEATURE_DIM) and np.abs(padded - np.asarray(feats)).max() < 1e-5
     bvh.write_motion_bvh(tmp_path / "f.bvh", np.asarray(feats), unit="cm")
     m = retarget.import_bvh(tmp_path / "f.bvh", config=NO_GROUND)
     assert np.abs(_joints(m) - np.asarray(mfeat.motion_from_features(feats).joints)).max() < 1e-3
@@ -397,6 +395,7 @@ def test_import_bvh_dir_writes_features_and_sequences(tmp_path):
     import json
 
     from mm_jax.motion import features as mfeat
+    from mm_jax.motion.import_bvh import import_bvh_dir
 
     src = tmp_path / "mocap"
     (src / "sub").mkdir(parents=True)
@@ -405,24 +404,29 @@ def test_import_bvh_dir_writes_features_and_sequences(tmp_path):
     (src / "sub" / "b.bvh").write_text(CMU.read_text())
     (src / "sub" / "broken.bvh").write_text(GOOD.replace("MOTION\n", ""))
     seen = []
-    report = retarget.import_bvh_dir(src, tmp_path / "ds", progress=lambda k, n, p: seen.append((k, n)))
-    assert report["clips"] == 2 and report["frames"] == 5 + 4 and len(report["skipped"]) == 1
-    assert "broken.bvh" in report["skipped"][0][0] and seen[-1] == (3, 3)
+    report = import_bvh_dir(src, tmp_path / "ds", allow_uncaptioned=True,
+                            progress=lambda k, n, p: seen.append((k, n)))
+    assert report["imported"] == 2 and report["frames"] == 5 + 4 and len(report["skipped"]) == 1
+    assert report["skipped"][0]["clip"] == "sub/broken" and "broken.bvh" in report["skipped"][0]["reason"]
+    assert seen[-1] == (3, 3) and report["fps_conversions"] == {"120->30": 1, "30->30": 1}
     feats = np.load(tmp_path / "ds" / "features.npy")
     recs = [json.loads(ln) for ln in (tmp_path / "ds" / "sequences.jsonl").read_text().splitlines()]
     assert feats.shape == (9, mfeat.FEATURE_DIM) and feats.dtype == np.float32
     assert [(r["id"], r["offset"], r["length"]) for r in recs] == [("a", 0, 5), ("sub/b", 5, 4)]
     assert recs[0]["captions"] == ["a person lowers the left arm", "then bends the right knee"]
-    assert recs[1]["captions"] == [] and recs[1]["fps"] == 30.0
-    m = retarget.import_bvh(CMU)
-    assert np.abs(feats[5:] - retarget.motion_features(m.local_rot, m.root_pos)).max() < 1e-6
+    assert recs[1]["captions"] == [] and recs[1]["fps"] == 30.0 and recs[1]["source_fps"] == 120.0
+    # Positions from the source's own joints, rotations from the retarget (see tests/test_import.py).
+    clip = retarget.import_bvh_source(CMU)
+    want = mfeat.features_from_joints(jnp.asarray(clip.joints), jnp.asarray(clip.motion.local_rot))
+    assert np.abs(feats[5:] - np.asarray(want)).max() < 1e-6
     from mm_jax.motion.synth import load_dataset
 
     ds = load_dataset(tmp_path / "ds")  # a full dataset: split, stats, meta
     assert len(ds) == 2 and ds.sequence("sub/b").shape == (4, mfeat.FEATURE_DIM)
-    assert sorted(ds.ids()) == ["a", "sub/b"]
+    assert sorted(ds.ids()) == ["a", "sub/b"] and ds.meta["import_report"]["imported"] == 2
+    assert import_bvh_dir(src, tmp_path / "captioned")["skipped_by_kind"] == {"invalid": 1, "no captions": 1}
     with pytest.raises(DataError, match="no .bvh files"):
-        retarget.import_bvh_dir(tmp_path / "ds", tmp_path / "ds2")
+        import_bvh_dir(tmp_path / "ds", tmp_path / "ds2")
 
 
 def test_root_scale_ground_and_config_overrides():

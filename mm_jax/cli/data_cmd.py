@@ -26,8 +26,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output dataset directory")
     p.add_argument("--map", dest="joint_map", action="append", default=[], metavar="SMPL=SOURCE",
                    help="force a joint mapping (repeatable), e.g. --map left_foot=LToeBase")
+    _import_flags(p)
     add_overrides(p)  # RetargetConfig: unit, up_axis, fps, ground, root_scale
     p.set_defaults(handler=_import_bvh)
+
+    p = dsub.add_parser("import-272", help="import a MotionMillion-layout folder of 272-d features")
+    p.add_argument("source", metavar="DIR", help="holds motion_data/vector_272/*.npy and texts/*.txt")
+    p.add_argument("--out", required=True, help="output dataset directory")
+    p.add_argument("--split-version", default=None, metavar="VERSION",
+                   help="which split/<VERSION>/ to use (default: the lexically last)")
+    _import_flags(p)
+    p.set_defaults(handler=_import_272)
+
+    p = dsub.add_parser("import-smpl", help="import AMASS-style SMPL parameters (.npz or clip folders)")
+    p.add_argument("source", metavar="FILE_OR_DIR")
+    p.add_argument("--out", required=True, help="output dataset directory")
+    p.add_argument("--y-up", action="store_true", help="the input is already y up (AMASS is z up)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of clips that state none")
+    _import_flags(p)
+    p.set_defaults(handler=_import_smpl)
 
     p = dsub.add_parser("convert", help="rewrite a format-1 dataset in the reference 272-d convention")
     p.add_argument("source", metavar="OLD_DIR")
@@ -96,18 +113,47 @@ def _import_bvh(args: argparse.Namespace) -> int:
         if any(len(p) != 2 for p in pairs):
             raise ConfigError(f"--map takes SMPL=SOURCE pairs, got {args.joint_map}")
         naming = dict(pairs)
+    from mm_jax.motion.import_bvh import import_bvh_dir
+
     with progress_bar("importing", unit="file") as bar:
-        info = retarget.import_bvh_dir(args.source, args.out, naming=naming, config=cfg,
-                                       progress=lambda done, total, _path: bar(done, total))
-    print(json.dumps(info, indent=2, default=str))
+        report = import_bvh_dir(args.source, args.out, naming=naming, config=cfg,
+                                allow_uncaptioned=args.allow_uncaptioned, overwrite=args.overwrite,
+                                progress=lambda done, total, _path: bar(done, total))
+    _print_report(report)
     return 0
 
 
-def _export_bvh(args: argparse.Namespace) -> int:
-    import numpy as np
+def _import_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-uncaptioned", action="store_true", help="import clips without captions too")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
 
-    from mm_jax.motion import bvh
-    from mm_jax.motion.loading import load_features
+
+def _print_report(report: dict) -> None:
+    print(json.dumps(report, indent=2, default=str))
+
+
+def _import_272(args: argparse.Namespace) -> int:
+    from mm_jax.motion.import_272 import import_272
+
+    with progress_bar("importing", unit="clip") as bar:
+        report = import_272(args.source, args.out, split_version=args.split_version,
+                            allow_uncaptioned=args.allow_uncaptioned, overwrite=args.overwrite,
+                            progress=lambda done, total, _name: bar(done, total))
+    _print_report(report)
+    return 0
+
+
+def _import_smpl(args: argparse.Namespace) -> int:
+    from mm_jax.motion.import_smpl import import_smpl
+
+    with progress_bar("importing", unit="clip") as bar:
+        report = import_smpl(args.source, args.out, y_up=args.y_up, fps=args.fps,
+                             allow_uncaptioned=args.allow_uncaptioned, overwrite=args.overwrite,
+                             progress=lambda done, total, _name: bar(done, total))
+    _print_report(report)
+    return 0
+
+
 def _convert(args: argparse.Namespace) -> int:
     from mm_jax.motion import convert
 
@@ -117,6 +163,11 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_bvh(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mm_jax.motion import bvh
+    from mm_jax.motion.loading import load_features
 
     feats = load_features(args.motion)
     bvh.write_motion_bvh(args.out, np.asarray(feats), unit=args.unit, order=args.order, fps=args.fps)

@@ -26,12 +26,24 @@ scales it by SMPL's leg length over the source's); ``ground="clip_min"``
 then shifts it so the lowest SMPL foot joint over the clip is at y = 0.
 The source rate is 1 / Frame Time snapped to an integer within 0.02%
 (files round 1/120 s to 0.0083333). A source at another rate is resampled
-to ``fps`` (30) after retargeting: slerp of local rotations and linear root
-positions at times k / fps (exact source frames for integer ratios such as
-120 -> 30).
+to ``fps`` (30) after retargeting (:func:`resample`): slerp of local
+rotations and linear positions at times k / fps (exact source frames for
+integer ratios such as 120 -> 30).
 
-Files: :func:`import_bvh` (one file) and :func:`import_bvh_dir` (a folder
-into ``features.npy`` [total_frames, 272] + ``sequences.jsonl``).
+Source joints. :func:`retarget_source` also keeps the source's own joint
+positions ``[T, 22, 3]`` (metres, y up, same frame as ``root_pos``): each
+matched SMPL joint sits exactly at its source joint, so the clip keeps its
+own bone lengths; a virtual joint (no source joint) sits at its nearest
+matched ancestor ``a`` plus SMPL's rest vector ``a -> j`` turned by the
+retargeted ``G_a`` and scaled so that the chain has the source's length to
+its matched descendants (a virtual leaf, e.g. a missing toe: SMPL's length).
+The importer (:mod:`mm_jax.motion.import_bvh`) makes the position slices of
+the 272-d features from these joints and the rotation slices from the SMPL
+rotations; SMPL forward kinematics of the rotations (``smpl_forward_kinematics``)
+gives the same bone directions with SMPL's fixed bone lengths.
+
+Files: :func:`import_bvh` (one file -> :class:`ImportedMotion`) and
+:func:`import_bvh_source` (one file -> :class:`SourceClip`).
 """
 
 from __future__ import annotations
@@ -39,8 +51,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
-import zlib
-from typing import Callable, Literal, Mapping, NamedTuple
+from typing import Literal, Mapping, NamedTuple
 
 import numpy as np
 
@@ -95,6 +106,22 @@ class ImportedMotion(NamedTuple):
     local_rot: np.ndarray
     root_pos: np.ndarray
     fps: float
+
+
+class SourceClip(NamedTuple):
+    """A retargeted BVH and what an importer keeps of its source (see "Source joints" above).
+
+    Attributes:
+      motion: the SMPL :class:`ImportedMotion`.
+      joints: [T, 22, 3] float32, the source's own joints (metres, y up, frame of ``motion.root_pos``).
+      mapping: SMPL joint name -> source joint name (None: virtual).
+      source_fps: the file's frame rate (before any resampling).
+    """
+
+    motion: ImportedMotion
+    joints: np.ndarray
+    mapping: dict[str, str | None]
+    source_fps: float
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -249,15 +276,50 @@ def _slerp(r0: np.ndarray, r1: np.ndarray, w: np.ndarray) -> np.ndarray:
     return r0 @ (np.eye(3) + np.sin(a) * k + (1.0 - np.cos(a)) * (k @ k))
 
 
-def _resample(local: np.ndarray, root: np.ndarray, src_fps: float, fps: float):
-    """Slerp [T, 22, 3, 3] and lerp [T, 3] from src_fps to fps at times k / fps."""
-    n_out = int(np.floor((len(local) - 1) * fps / src_fps + 1e-6)) + 1
+def resample(local_rot: np.ndarray, src_fps: float, fps: float, *positions: np.ndarray) -> tuple:
+    """Slerp rotations [T, J, 3, 3] and lerp each position array [T, ...] from src_fps to fps.
+
+    Output frames sit at times k / fps, k = 0 .. floor((T - 1) fps / src_fps): exact source
+    frames for integer ratios (60 -> 30 keeps frames 0, 2, 4, ...).
+
+    Returns:
+      (local_rot [T', J, 3, 3], *positions [T', ...]).
+    """
+    n_out = int(np.floor((len(local_rot) - 1) * fps / src_fps + 1e-6)) + 1
     x = np.arange(n_out) * (src_fps / fps)
-    i0 = np.clip(np.floor(x + 1e-6).astype(int), 0, max(len(local) - 2, 0))
-    i1, w = np.minimum(i0 + 1, len(local) - 1), np.clip(x - i0, 0.0, 1.0)
-    n_j = local.shape[1]
-    rot = _slerp(local[i0].reshape(-1, 3, 3), local[i1].reshape(-1, 3, 3), np.repeat(w, n_j))
-    return rot.reshape(n_out, n_j, 3, 3), root[i0] * (1 - w[:, None]) + root[i1] * w[:, None]
+    i0 = np.clip(np.floor(x + 1e-6).astype(int), 0, max(len(local_rot) - 2, 0))
+    i1, w = np.minimum(i0 + 1, len(local_rot) - 1), np.clip(x - i0, 0.0, 1.0)
+    n_j = local_rot.shape[1]
+    rot = _slerp(local_rot[i0].reshape(-1, 3, 3), local_rot[i1].reshape(-1, 3, 3), np.repeat(w, n_j))
+    lerped = [p[i0] * (1 - w).reshape((-1,) + (1,) * (p.ndim - 1)) + p[i1] * w.reshape((-1,) + (1,) * (p.ndim - 1))
+              for p in positions]
+    return (rot.reshape(n_out, n_j, 3, 3), *lerped)
+
+
+def _source_joints(pos_m: np.ndarray, g: np.ndarray, src) -> np.ndarray:
+    """The source's joints [T, 22, 3] at the SMPL joints (virtual ones: see "Source joints" above).
+
+    Args:
+      pos_m: [T, J_src, 3] source joint positions (metres, y up).
+      g: [T, 22, 3, 3] retargeted SMPL global rotations.
+      src: source joint index per SMPL joint (None: virtual).
+    """
+    rest = skeleton.rest_positions().astype(np.float64)
+    out = np.empty(pos_m.shape[:1] + (len(J_SMPL), 3))
+    for j, s in enumerate(src):
+        if s is not None:
+            out[:, j] = pos_m[:, s]
+            continue
+        a = skeleton.PARENTS[j]
+        while src[a] is None:
+            a = skeleton.PARENTS[a]
+        scale = np.ones(len(pos_m))
+        tg = _targets(src, j)
+        if tg:
+            scale = np.mean([np.linalg.norm(pos_m[:, src[d]] - out[:, a], axis=-1)
+                             / np.linalg.norm(rest[d] - rest[a]) for d in tg], axis=0)
+        out[:, j] = out[:, a] + scale[:, None] * np.einsum("tij,j->ti", g[:, a], rest[j] - rest[a])
+    return out
 
 
 def source_fps(frame_time: float) -> float:
@@ -267,14 +329,14 @@ def source_fps(frame_time: float) -> float:
     return float(near) if near > 0 and abs(fps - near) <= 2e-4 * fps else fps
 
 
-def retarget(
+def retarget_source(
     skel: bvh.BvhSkeleton,
     motion: bvh.BvhMotion,
     *,
     naming: str | Mapping[str, str] = "auto",
     config: RetargetConfig = RetargetConfig(),
-) -> ImportedMotion:
-    """SMPL motion reproducing a parsed BVH's bone directions (see the module docstring)."""
+) -> SourceClip:
+    """SMPL motion reproducing a parsed BVH's bone directions, with the source's own joints."""
     if motion.num_frames == 0:
         raise DataError("the BVH motion has no frames")
     src = joint_map.match_skeleton(skel, naming)
@@ -288,17 +350,47 @@ def retarget(
     local = g.copy()
     for j, p in enumerate(skeleton.PARENTS[1:], start=1):
         local[:, j] = np.swapaxes(g[:, p], -1, -2) @ g[:, j]
+    joints = _source_joints(pos_w, g, src)
     root = pos_w[:, src[0]].copy()
     if config.root_scale == "body":
         root *= _leg_length(skeleton.rest_positions(), list(range(22))) / _leg_length(rest_w * scale, src)
-    fps = source_fps(motion.frame_time)
+    joints = joints - joints[:, :1] + root[:, None]  # the source's body on the (possibly scaled) root path
+    src_fps = fps = source_fps(motion.frame_time)
     if config.fps and abs(fps - config.fps) > 1e-3 * config.fps:
-        local, root = _resample(local, root, fps, config.fps)
+        local, root, joints = resample(local, fps, config.fps, root, joints)
         fps = config.fps
     if config.ground == "clip_min":
-        joints = smpl_forward_kinematics(local, root)
-        root[:, 1] -= float(np.min(joints[:, list(skeleton.FOOT_JOINTS), 1]))
-    return ImportedMotion(local.astype(np.float32), root.astype(np.float32), float(fps))
+        lift = float(np.min(smpl_forward_kinematics(local, root)[:, list(skeleton.FOOT_JOINTS), 1]))
+        root[:, 1] -= lift
+        joints[..., 1] -= lift
+    mapping = {n: (skel.names[s] if s is not None else None) for n, s in zip(J_SMPL, src)}
+    return SourceClip(ImportedMotion(local.astype(np.float32), root.astype(np.float32), float(fps)),
+                      joints.astype(np.float32), mapping, float(src_fps))
+
+
+def retarget(
+    skel: bvh.BvhSkeleton,
+    motion: bvh.BvhMotion,
+    *,
+    naming: str | Mapping[str, str] = "auto",
+    config: RetargetConfig = RetargetConfig(),
+) -> ImportedMotion:
+    """SMPL motion reproducing a parsed BVH's bone directions (see the module docstring)."""
+    return retarget_source(skel, motion, naming=naming, config=config).motion
+
+
+def import_bvh_source(
+    path: str | pathlib.Path,
+    *,
+    naming: str | Mapping[str, str] = "auto",
+    config: RetargetConfig = RetargetConfig(),
+) -> SourceClip:
+    """Reads a BVH file and retargets it, keeping the source's joints (:class:`SourceClip`)."""
+    skel, motion = bvh.read_bvh(path)
+    try:
+        return retarget_source(skel, motion, naming=naming, config=config)
+    except DataError as e:
+        raise type(e)(f"{path}: {e}") from None
 
 
 def import_bvh(
@@ -308,96 +400,4 @@ def import_bvh(
     config: RetargetConfig = RetargetConfig(),
 ) -> ImportedMotion:
     """Reads a BVH file and retargets it: (local_rot [T,22,3,3], root_pos [T,3], fps)."""
-    skel, motion = bvh.read_bvh(path)
-    try:
-        return retarget(skel, motion, naming=naming, config=config)
-    except DataError as e:
-        raise type(e)(f"{path}: {e}") from None
-
-
-# ----------------------------------------------------------------------------- directories
-
-
-def motion_features(local_rot: np.ndarray, root_pos: np.ndarray) -> np.ndarray:
-    """``features.features_from_motion`` -> [T, 272] float32, with T padded (last frame repeated)
-    to a power of two >= 64 so that clips of many lengths share a few compilations. Exact: a
-    frame's features depend only on it and the frame before."""
-    from mm_jax.motion import features as mfeat
-
-    t = len(local_rot)
-    pad = max(64, 1 << (t - 1).bit_length()) - t
-    rot = np.concatenate([local_rot, np.repeat(local_rot[-1:], pad, 0)]).astype(np.float32)
-    pos = np.concatenate([root_pos, np.repeat(root_pos[-1:], pad, 0)]).astype(np.float32)
-    return np.asarray(mfeat.features_from_motion(rot, pos))[:t]
-
-
-def _captions(bvh_path: pathlib.Path) -> list[str]:
-    side = bvh_path.with_suffix(".txt")
-    if not side.exists():
-        return []
-    return [ln.strip() for ln in side.read_text(encoding="utf-8").splitlines() if ln.strip()]
-
-
-def import_bvh_dir(
-    src: str | pathlib.Path,
-    out_dir: str | pathlib.Path,
-    *,
-    naming: str | Mapping[str, str] = "auto",
-    config: RetargetConfig = RetargetConfig(),
-    progress: Callable[[int, int, str], None] | None = None,
-    overwrite: bool = False,
-) -> dict:
-    """Retargets every ``*.bvh`` under ``src`` (or the one file) into a dataset at ``out_dir``.
-
-    Writes ``features.npy`` [total_frames, 272] float32 (clips back to back)
-    and ``sequences.jsonl``, one line per clip: ``{"id", "offset", "length",
-    "captions", "source", "fps"}``; captions are the non-empty lines of a
-    ``clip.txt`` beside ``clip.bvh`` ([] without one). A file that fails to
-    parse or match is skipped and reported. ``progress(done, total, path)``
-    is called after each file.
-
-    Returns:
-      {"clips": n, "frames": total_frames, "skipped": [[path, reason], ...]}.
-    """
-    src, out_dir = pathlib.Path(src), pathlib.Path(out_dir)
-    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.suffix.lower() == ".bvh")
-    if not files:
-        raise DataError(f"no .bvh files found at {str(src)!r}")
-    from mm_jax.motion.synth.storage import DatasetWriter
-
-    writer = DatasetWriter(out_dir)
-    skipped, frames = [], 0
-    try:
-        for k, path in enumerate(files):
-            try:
-                m = import_bvh(path, naming=naming, config=config)
-                if len(m.local_rot) < 2:
-                    raise DataError(f"{path}: only {len(m.local_rot)} frame(s) at {m.fps:g} fps")
-                f = motion_features(m.local_rot, m.root_pos)
-            except DataError as e:  # FormatError included
-                log.warning("skipping %s: %s", path, e)
-                skipped.append([str(path), str(e)])
-            else:
-                rel = path.relative_to(src).with_suffix("") if src.is_dir() else pathlib.Path(path.stem)
-                seq_id = rel.as_posix()
-                writer.add({"id": seq_id, "captions": _captions(path), "source": str(path), "fps": m.fps,
-                            "split": _split_of(seq_id)}, np.asarray(f))
-                frames += len(f)
-            if progress is not None:
-                progress(k + 1, len(files), str(path))
-        if not writer.records:
-            raise DataError(f"none of the {len(files)} BVH files at {str(src)!r} imported: {skipped[:3]}")
-        writer.finish({"source": str(src), "importer": "mm_jax.motion.retarget", "fps": config.fps or None,
-                       "skipped": skipped}, overwrite=overwrite)
-    except BaseException:
-        writer.abort()
-        raise
-    log.info("imported %d clips (%d frames) into %s; skipped %d", len(writer.records), frames, out_dir,
-             len(skipped))
-    return {"clips": len(writer.records), "frames": frames, "skipped": skipped, "out": str(out_dir)}
-
-
-def _split_of(seq_id: str) -> str:
-    """A stable split from the clip id: 90% train, 5% val, 5% test."""
-    bucket = zlib.crc32(seq_id.encode()) % 20
-    return "val" if bucket == 0 else "test" if bucket == 1 else "train"
+    return import_bvh_source(path, naming=naming, config=config).motion
