@@ -134,7 +134,7 @@ class ImportReport:
         key = fps_key(clip.source_fps, clip.fps)
         self.fps[key] = self.fps.get(key, 0) + 1
         if clip.source_fps is not None and abs(clip.source_fps - clip.fps) > 1e-3 * clip.fps:
-            log.info("%s: resampled %s fps (%d frames at 30 fps)", clip.id, key, len(clip.features))
+            log.debug("%s: resampled %s fps (%d frames at 30 fps)", clip.id, key, len(clip.features))
         if clip.floor_shift is not None:
             self.floors.append(clip.floor_shift)
             log.debug("%s: floor step subtracted %.4f m from y", clip.id, clip.floor_shift)
