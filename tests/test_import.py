@@ -298,3 +298,18 @@ def test_virtual_joints_land_on_the_source_body(tmp_path):
     matched = [j for j, n in enumerate(skeleton.JOINT_NAMES) if clip.mapping[n] is not None]
     assert np.abs(clip.joints[:, matched] - true[:, matched]).max() < 1e-5
     assert np.abs(clip.joints - true).max() < 1e-4  # virtual ones too: exact for an SMPL-shaped source
+
+
+def test_load_joints_of_a_bvh_keeps_the_files_bones():
+    """`mm-jax render clip.bvh` draws the file's own skeleton, not SMPL's offsets."""
+    from mm_jax.motion.loading import load_joints
+
+    name = "lafan_tpose_cm_zyx.bvh"
+    joints, title = load_joints(str(FIX / name))
+    src = _source_joints(FIX / name, np.eye(3), 0.01)
+    parents = list(skeleton.PARENTS[1:])
+    bones = np.linalg.norm(joints[:, 1:] - joints[:, parents], axis=-1)
+    want = np.linalg.norm(src[:, 1:] - src[:, parents], axis=-1)
+    assert title == name[:-4]
+    np.testing.assert_allclose(bones, want, atol=1e-5)
+    assert np.abs(bones - np.linalg.norm(skeleton.OFFSETS[1:], axis=-1)).max() > 0.01  # not SMPL's

@@ -58,11 +58,10 @@ def load_joints(spec: str) -> tuple[np.ndarray, str]:
     if path.suffix.lower() == ".npy" and path.exists():
         return joints_of_array(np.load(path), str(path)), path.stem
     if path.suffix.lower() == ".bvh" and path.exists():
-        from mm_jax.motion.retarget import import_bvh
+        from mm_jax.motion.retarget import import_bvh_source
 
-        local_rot, root_pos, _ = import_bvh(path)
-        _, joints = skeleton.forward_kinematics(np.asarray(local_rot), np.asarray(root_pos))
-        return np.asarray(joints), path.stem
+        # The file's own joints (its bone lengths), not the motion re-posed on SMPL's offsets.
+        return np.asarray(import_bvh_source(path).joints, np.float32), path.stem
     if ":" in spec:
         data_dir, key = spec.rsplit(":", 1)
         from mm_jax.motion.synth import load_dataset
