@@ -1,10 +1,14 @@
-"""The evaluation report's file format (the end-to-end run is exercised by `mm-jax eval` on the demo)."""
+"""The evaluation report: its file format and the split it scores (the end-to-end run is `mm-jax eval` on the demo)."""
 
 from __future__ import annotations
 
 import json
 
-from mm_jax.eval.report import COLUMNS, ROWS, write_report
+import numpy as np
+import pytest
+
+from mm_jax.errors import DataError
+from mm_jax.eval.report import COLUMNS, ROWS, _scored_split, write_report
 
 
 def test_write_report_has_every_row_and_column(tmp_path):
@@ -22,3 +26,17 @@ def test_write_report_has_every_row_and_column(tmp_path):
     assert [ln.split("|")[1].strip() for ln in table] == list(ROWS)
     assert all(len(ln.split("|")) == len(COLUMNS) + 3 for ln in table)
     assert table[0].split("|")[1 + 1 + COLUMNS.index("multimodality")].strip() == "–"
+
+
+def test_eval_report_scores_the_first_split_that_exists(tmp_path, caplog):
+    from mm_jax.motion.synth import DatasetWriter, load_dataset
+
+    w = DatasetWriter(tmp_path / "d")  # an imported dataset without a test split
+    for i, split in enumerate(("train", "val")):
+        w.add({"id": f"s{i}", "captions": ["a person waves"], "split": split}, np.zeros((40, 272), np.float32))
+    ds = load_dataset(w.finish({"generator": "test"}))
+    with caplog.at_level("INFO", logger="mm_jax.eval.report"):
+        assert _scored_split(ds, None) == "val"
+    assert "no test split" in caplog.text
+    with pytest.raises(DataError, match="'test' .* is empty; splits with sequences: train, val$"):
+        _scored_split(ds, "test")

@@ -90,17 +90,30 @@ def _row(ev: Any, text_emb: np.ndarray, feats: list[np.ndarray], real_emb: np.nd
             "num": n, "r_precision_pool": min(32, n)}
 
 
+def _scored_split(ds: Any, split: str | None) -> str:
+    """``split`` (it must hold sequences), or test, or val, or train, the first that holds sequences."""
+    used = ds.resolve_split(split)
+    if split is None and used != "test":
+        log.info("%s has no test split; scoring its %s split", ds.path, used)
+    return used
+
+
 def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib.Path,
-                     data_dir: str | pathlib.Path, *, split: str = "test", seed: int = 0,
+                     data_dir: str | pathlib.Path, *, split: str | None = None, seed: int = 0,
                      cfg_scale: float = 2.5, max_sequences: int | None = None, mm_texts: int = 32,
                      mm_repeats: int = 10) -> dict[str, Any]:
-    """The four rows (see the module docstring) and what made them."""
+    """The four rows (see the module docstring) and what made them.
+
+    ``split`` None scores test, or val, or train, the first that holds
+    sequences (imported data may lack a test split); ``report["split"]`` names it.
+    """
     from mm_jax.generate import decode_codes, load_decoder
     from mm_jax.model import llama
     from mm_jax.motion.synth import load_dataset
     from mm_jax.tokenizer.artifact import load_tokenizer
 
     ds = load_dataset(data_dir)
+    split = _scored_split(ds, split)
     ids = ds.ids(split)[:max_sequences]
     captions = [ds.record(i)["captions"][0] for i in ids]
     real = [np.asarray(ds.sequence(i), np.float32) for i in ids]

@@ -6,7 +6,9 @@ embeddings of every caption are computed once up front (and cached in
 ``OUT/caption_embeddings.npz``, keyed by the captions and the encoder, so a
 rerun into the same directory skips them); each step then draws
 a batch of (random train sequence, random paraphrase, random crop).
-Validation reports retrieval on the val split: R-precision (batches of 32)
+Validation reports retrieval on the val split (or, when a dataset has none,
+test, or train, the first that holds sequences; logged and saved as
+``val_split``): R-precision (batches of 32)
 when it has >= 32 sequences, else top-1 retrieval among all of them
 (``val/top1_all``, chance 1/n).
 """
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 class _Split:
     """Spans of one split and the rows of its captions in the sentence table."""
 
+    name: str
     offsets: np.ndarray
     lengths: np.ndarray
     cap_start: np.ndarray
@@ -60,16 +63,18 @@ def _sentence_table(enc: E.TextEncoder, uniq: list[str], cache: pathlib.Path) ->
 def _prepare(ds, enc: E.TextEncoder, cache: pathlib.Path) -> tuple[dict[str, _Split], np.ndarray]:
     captions: list[str] = []
     splits = {}
-    for split in ("train", "val"):
+    val_split = ds.default_split("val")
+    if val_split != "val":
+        log.warning("%s has no val split; validating the evaluator on its %s split", ds.path, val_split)
+    for role, split in (("train", ds.resolve_split("train")), ("val", val_split)):
         recs = [ds.record(i) for i in ds.ids(split)]
-        if not recs:
-            raise DataError(f"{ds.path}: split {split!r} is empty")
         start = []
         for r in recs:
             start.append(len(captions))
             captions += list(r["captions"])
-        splits[split] = _Split(np.asarray([r["offset"] for r in recs]), np.asarray([r["length"] for r in recs]),
-                               np.asarray(start), np.asarray([len(r["captions"]) for r in recs]))
+        splits[role] = _Split(split, np.asarray([r["offset"] for r in recs]),
+                              np.asarray([r["length"] for r in recs]), np.asarray(start),
+                              np.asarray([len(r["captions"]) for r in recs]))
     uniq = sorted(set(captions))
     table = _sentence_table(enc, uniq, cache)
     row = {c: i for i, c in enumerate(uniq)}
@@ -136,5 +141,5 @@ def train_evaluator(cfg: E.EvaluatorConfig, data_dir, out_dir, *, steps: int,
     writer.close()
     ev = E.Evaluator(cfg, state[0], ds.normalizer, identity)
     E.save_evaluator(ev, out_dir, step=steps, extra={"data_dir": str(data_dir), "text": enc.identity(),
-                                                     "val": metrics})
+                                                     "val": metrics, "val_split": splits["val"].name})
     return metrics

@@ -158,6 +158,32 @@ def _move_into_place(tmp: pathlib.Path, out_dir: pathlib.Path, overwrite: bool) 
         shutil.rmtree(old)
 
 
+def resolve_split(sizes: dict[str, int], split: str | None, *, preferred: str = "test",
+                  where: str = "the data set") -> str:
+    """The split to read: ``split`` if given, else ``preferred`` or the first non-empty of test, val, train.
+
+    Args:
+      sizes: sequences per split name.
+      split: an explicit choice (it must hold sequences), or None for the default.
+      preferred: the split a command reads by default.
+      where: names the data in error messages.
+
+    Raises:
+      DataError: an unknown or empty ``split``, or no split with sequences; the
+        message lists only the splits that hold sequences.
+    """
+    available = ", ".join(s for s, n in sizes.items() if n > 0) or "none"
+    if split is not None:
+        if sizes.get(split, 0) == 0:
+            problem = "is empty" if split in sizes else "does not exist"
+            raise DataError(f"split {split!r} of {where} {problem}; splits with sequences: {available}")
+        return split
+    for name in (preferred, "test", "val", "train"):
+        if sizes.get(name, 0) > 0:
+            return name
+    raise DataError(f"{where} has no split with sequences (splits with sequences: {available})")
+
+
 class Dataset:
     """A loaded data set (see :func:`load_dataset`).
 
@@ -187,8 +213,24 @@ class Dataset:
         if split is None:
             return [r["id"] for r in self.records]
         if split not in self.split:
-            raise DataError(f"unknown split {split!r}; choices: {', '.join(SPLITS)}")
+            resolve_split(self.split_sizes(), split, where=str(self.path))  # raises, listing non-empty splits
         return list(self.split[split])
+
+    def split_sizes(self) -> dict[str, int]:
+        """Sequences per split, in train, val, test order."""
+        return {name: len(self.split.get(name, ())) for name in SPLITS}
+
+    def default_split(self, preferred: str = "test") -> str:
+        """``preferred`` when it holds sequences, else the first non-empty of test, val, train.
+
+        Imported data may lack a test (or val) split; commands that default to
+        one read this and say which split they used.
+        """
+        return resolve_split(self.split_sizes(), None, preferred=preferred, where=str(self.path))
+
+    def resolve_split(self, split: str | None, *, preferred: str = "test") -> str:
+        """``split`` if given (DataError when it is empty), else :meth:`default_split` of ``preferred``."""
+        return resolve_split(self.split_sizes(), split, preferred=preferred, where=str(self.path))
 
     def record(self, key: str | int) -> dict:
         """The record of a sequence by id or by index (file order)."""
