@@ -161,3 +161,110 @@ def test_local_mpjpe_ignores_root_drift():
     mask = jnp.ones((1, 9), bool)
     assert float(quality.mpjpe_mm(drift, gt, mask)) > 100
     assert float(quality.mpjpe_local_mm(drift, gt, mask)) < 1e-3
+
+
+# --- a trained tokenizer on other data: its own statistics, its own context --------------------------
+
+
+@pytest.mark.parametrize("levels,down", [(1, 1), (0, 2), (2, 0)])
+def test_context_frames_make_a_clip_independent_of_further_padding(levels, down):
+    from mm_jax.tokenizer.artifact import padded_length
+
+    cfg = dataclasses.replace(TINY_M, feature_dim=13, width=16, wavelet_levels=levels, down_t=down)
+    params = tmodel.init_params(cfg, key=jax.random.key(0))
+    n, fpt = 53, cfg.frames_per_token
+    clip = np.random.default_rng(0).normal(size=(n, 13)).astype(np.float32)
+
+    def run(frames):
+        x = np.concatenate([clip, np.repeat(clip[-1:], frames - n, 0)])[None]  # edge padding
+        x_hat, ids = tmodel.reconstruct(params, jnp.asarray(x), cfg)
+        return np.asarray(x_hat[0, :n]), np.asarray(ids[0, : -(-n // fpt)])
+
+    far = run(padded_length(n, cfg) + 16 * fpt)
+    near = run(padded_length(n, cfg))
+    np.testing.assert_array_equal(near[1], far[1])
+    np.testing.assert_allclose(near[0], far[0], atol=1e-5)
+    short = run(-(-n // fpt) * fpt)  # no context: the end of the array reaches the clip
+    assert not np.allclose(short[0], far[0], atol=1e-5)
+
+
+def _write(path, clips):
+    """A dataset of ``clips``: (id, split, features [T, 272]) triples."""
+    from mm_jax.motion.synth import DatasetWriter
+
+    w = DatasetWriter(path)
+    for sid, split, feats in clips:
+        w.add({"id": sid, "captions": [f"clip {sid}"], "split": split}, feats)
+    return w.finish({"generator": "test"})
+
+
+@pytest.fixture(scope="module")
+def clip_datasets(tiny_dataset, tmp_path_factory):
+    """One clip imported alone (test), with two very different, longer clips (train), and alone in val."""
+    from mm_jax.motion.synth import load_dataset
+
+    ds = load_dataset(tiny_dataset)
+    clip = np.asarray(ds.sequence(ds.ids("test")[0]))
+    others = [np.concatenate([np.asarray(ds.sequence(i))] * 2) * 3.0 + 2.0 for i in ds.ids("train")[:2]]
+    root = tmp_path_factory.mktemp("clips")
+    mixed = [("clip", "test", clip)] + [(f"o{i}", "train", o) for i, o in enumerate(others)]
+    return {"clip": clip,
+            "alone": _write(root / "alone", [("clip", "test", clip)]),
+            "mixed": _write(root / "mixed", mixed),
+            "val_only": _write(root / "val_only", [("clip", "val", clip)])}
+
+
+def test_tokenizer_eval_of_a_clip_does_not_depend_on_the_rest_of_its_dataset(tiny_tokenizer, clip_datasets):
+    from mm_jax.tokenizer.artifact import evaluate_tokenizer
+
+    tok = load_tokenizer(tiny_tokenizer)
+    alone = open_motion_data(clip_datasets["alone"])
+    mixed = open_motion_data(clip_datasets["mixed"])
+    assert np.abs(alone.normalizer.mean - mixed.normalizer.mean).max() > 1.0  # the datasets' stats differ
+    a = evaluate_tokenizer(tok, clip_datasets["alone"])
+    b = evaluate_tokenizer(tok, clip_datasets["mixed"])
+    assert a["split"] == b["split"] == "test" and a["num_sequences"] == b["num_sequences"] == 1
+    for key in a:
+        if key != "split":
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
+    # With a dataset's own stats (the old behaviour) the two disagree, so the check above has power.
+    old_a = evaluate(tok.params, tok.cfg, alone, split="test")
+    old_b = evaluate(tok.params, tok.cfg, mixed, split="test")
+    assert abs(old_a["mpjpe_mm"] - old_b["mpjpe_mm"]) > 0.1 * a["mpjpe_mm"]
+
+
+def test_encoding_a_clip_does_not_depend_on_the_rest_of_its_dataset(tiny_tokenizer, clip_datasets, tmp_path):
+    tok = load_tokenizer(tiny_tokenizer)
+    clip = clip_datasets["clip"]
+    other = np.concatenate([clip[::-1]] * 3) * 2.0
+    alone = encode_sequences(tok, [clip], pad_to=len(clip))[0]
+    batched = encode_sequences(tok, [other, clip], pad_to=len(other))[1]
+    np.testing.assert_array_equal(alone, batched)
+    tokens = {}
+    for name in ("alone", "mixed"):
+        encode_dataset(tiny_tokenizer, clip_datasets[name], tmp_path / f"{name}.npz")
+        with np.load(tmp_path / f"{name}.npz") as z:
+            i = list(z["ids"]).index("clip")
+            tokens[name] = z["tokens"][z["offsets"][i] : z["offsets"][i] + z["lengths"][i]]
+    np.testing.assert_array_equal(tokens["alone"], tokens["mixed"])
+    np.testing.assert_array_equal(tokens["alone"], alone)
+
+
+def test_tokenizer_eval_without_a_test_split_uses_val_and_says_so(tiny_tokenizer, clip_datasets, capsys, caplog):
+    from mm_jax.cli import main
+    from mm_jax.tokenizer.artifact import evaluate_tokenizer
+
+    tok = load_tokenizer(tiny_tokenizer)
+    got = evaluate_tokenizer(tok, clip_datasets["val_only"])
+    want = evaluate_tokenizer(tok, clip_datasets["alone"])
+    assert got["split"] == "val"
+    np.testing.assert_allclose(got["mpjpe_mm"], want["mpjpe_mm"], rtol=1e-5)
+    with pytest.raises(DataError, match="splits with sequences: val$") as err:
+        evaluate_tokenizer(tok, clip_datasets["val_only"], split="test")
+    assert "'test' of" in str(err.value) and "train" not in str(err.value).split(":")[-1]
+    capsys.readouterr()
+    with caplog.at_level("INFO", logger="mm_jax.tokenizer.artifact"):
+        assert main(["tokenizer", "eval", "--checkpoint", str(tiny_tokenizer),
+                     "--data", str(clip_datasets["val_only"])]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "val"
+    assert "no test split; evaluating its val split" in caplog.text

@@ -1,10 +1,12 @@
 """The wavelet ablation of the paper, reproduced (stage: tokenizer experiments).
 
 Trains the same tokenizer with 0, 1 and 2 Haar levels on the same data, for
-the same steps and seed, and evaluates each on the test split. The total
-temporal compression ``2**(wavelet_levels + down_t)`` is held fixed, so every
-variant emits the same number of tokens per second: a wavelet level replaces
-a stride-2 conv block rather than adding compression. Writes
+the same steps and seed, and evaluates each on the test split (or val, or
+train, the first that holds sequences), normalised with its own statistics.
+The total temporal compression ``2**(wavelet_levels + down_t)`` is held
+fixed, so every variant emits the same number of tokens per second: a
+wavelet level replaces a stride-2 conv block rather than adding
+compression. Writes
 ``tokenizer_ablation.{json,md,png}`` into ``out_dir``.
 """
 
@@ -70,6 +72,7 @@ def run_ablation(
     stem = "tokenizer_ablation" if hold == "compression" else f"tokenizer_ablation_hold_{hold}"
     runs_dir = pathlib.Path(runs_dir or out_dir / f"{stem}_runs")
     data = open_motion_data(data_dir)
+    split = data.resolve_split(None)  # test, or val, or train: the first that holds sequences
     rows = []
     for cfg in variants(base, levels, hold):
         run = runs_dir / f"wavelet{cfg.wavelet_levels}_down{cfg.down_t}"
@@ -79,8 +82,9 @@ def run_ablation(
             with progress_factory(f"wavelet_levels={cfg.wavelet_levels}", unit="step") as bar:
                 train(cfg, tcfg, data_dir, run, resume=True, progress=bar)
         tok = load_tokenizer(run)
-        m = evaluate(tok.params, tok.cfg, data, split="test")
-        rows.append({"wavelet_levels": cfg.wavelet_levels, "down_t": cfg.down_t, **m, "steps": tcfg.steps,
+        m = evaluate(tok.params, tok.cfg, data.with_normalizer(tok.normalizer), split=split)
+        rows.append({"wavelet_levels": cfg.wavelet_levels, "down_t": cfg.down_t, **m, "split": split,
+                     "steps": tcfg.steps,
                      "frames_per_token": cfg.frames_per_token, "window": cfg.window, "run": str(run)})
     write_results(rows, base, tcfg, out_dir, stem=stem, hold=hold)
     return rows
@@ -99,7 +103,7 @@ def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: Tokenizer
         + (f"total compression x{base.frames_per_token} held fixed (a wavelet level replaces a stride-2 block)."
            if hold == "compression" else
            f"encoder held fixed (down_t={base.down_t}); each wavelet level also halves the token rate.")
-        + " Metrics on the test split: MPJPE and "
+        + f" Metrics on the {rows[0].get('split', 'test')} split: MPJPE and "
         "acceleration error of joints recovered from features (mm, mm/frame^2), jitter = mean jerk "
         "(m/s^3) of reconstructions (jitter_gt: of the ground truth), FSQ utilisation and perplexity. "
         "mpjpe_local_mm subtracts the root per frame (pose error without the integrated root drift).\n\n"

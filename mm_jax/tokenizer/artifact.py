@@ -3,14 +3,22 @@
 Run directory layout::
 
     RUN/tokenizer.json     TokenizerConfig (the architecture) + trained step
-    RUN/stats.npz          the Normalizer of the data it was trained on
+    RUN/stats.npz          the Normalizer of the data it was trained on; every
+                           use of the trained tokenizer normalises with it
     RUN/checkpoints/       orbax steps (params, optimizer state)
     RUN/metrics.jsonl      training and validation metrics
 
 :func:`load_tokenizer` restores params for inference, checking that the
-checkpoint matches ``tokenizer.json``; :func:`evaluate` measures
-reconstruction on a split; :func:`encode_sequences` turns whole sequences
-into token ids in batched, jitted calls.
+checkpoint matches ``tokenizer.json``; :func:`evaluate_tokenizer` measures
+reconstruction on a split of any dataset (:func:`evaluate` is its core);
+:func:`encode_sequences` turns whole sequences into token ids in batched,
+jitted calls.
+
+A trained tokenizer only ever sees data normalised with its own statistics
+(``RUN/stats.npz``): a dataset's ``stats.npz`` is for training, and an
+imported dataset's would shift every input the tokenizer sees. Whole clips
+are edge-padded by at least :func:`mm_jax.tokenizer.model.context_frames`,
+so a clip's codes and metrics do not depend on the clips batched with it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import pathlib
 from typing import Any, Callable, Iterable
 
@@ -35,27 +44,53 @@ from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer import quality
 from mm_jax.tokenizer.config import TokenizerConfig
 
+log = logging.getLogger(__name__)
+
 EVAL_CHUNK = 32
 
 
 @dataclasses.dataclass(frozen=True)
 class MotionData:
-    """Features of a dataset with per-split spans and its normaliser."""
+    """Features of a dataset with per-split spans and the normaliser to feed a tokenizer.
+
+    ``normalizer`` is the dataset's own (``stats.npz``) when opened for
+    training, and the tokenizer's when opened to evaluate one
+    (:func:`open_motion_data`'s ``normalizer``, :meth:`with_normalizer`).
+    """
 
     features: np.ndarray
     offsets: dict[str, np.ndarray]
     lengths: dict[str, np.ndarray]
     ids: dict[str, list[str]]
     normalizer: Normalizer
+    source: str = "the data"  # names the dataset in errors
 
     def spans(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        if split not in self.offsets or len(self.offsets[split]) == 0:
-            raise DataError(f"split {split!r} is empty or missing; splits: {sorted(self.offsets)}")
+        """(offsets, lengths) of ``split``; DataError (listing the non-empty splits) when it is empty."""
+        split = self.resolve_split(split)
         return self.offsets[split], self.lengths[split]
 
+    def resolve_split(self, split: str | None, *, preferred: str = "test") -> str:
+        """``split`` if given, else ``preferred`` or the first non-empty of test, val, train."""
+        from mm_jax.motion.synth.storage import resolve_split
 
-def open_motion_data(data_dir: str | pathlib.Path) -> MotionData:
-    """Reads a dataset directory written by ``mm-jax data synth`` / ``import-bvh``."""
+        sizes = {name: len(v) for name, v in self.offsets.items()}
+        return resolve_split(sizes, split, preferred=preferred, where=self.source)
+
+    def with_normalizer(self, normalizer: Normalizer) -> "MotionData":
+        """The same data, normalised with ``normalizer`` (a trained tokenizer's)."""
+        return dataclasses.replace(self, normalizer=normalizer)
+
+
+def open_motion_data(data_dir: str | pathlib.Path, *, normalizer: Normalizer | None = None) -> MotionData:
+    """Reads a dataset directory written by ``mm-jax data synth`` / ``import-*``.
+
+    Args:
+      data_dir: the dataset directory.
+      normalizer: the statistics to normalise with: a trained tokenizer's
+        (``LoadedTokenizer.normalizer``) to evaluate it; None for the dataset's
+        own ``stats.npz``, which is only right for training on it.
+    """
     from mm_jax.motion.synth import load_dataset
 
     ds = load_dataset(data_dir)
@@ -65,7 +100,8 @@ def open_motion_data(data_dir: str | pathlib.Path) -> MotionData:
         offsets[split] = np.asarray([r["offset"] for r in recs], np.int64)
         lengths[split] = np.asarray([r["length"] for r in recs], np.int64)
         ids[split] = [r["id"] for r in recs]
-    return MotionData(ds.features, offsets, lengths, ids, ds.normalizer)
+    return MotionData(ds.features, offsets, lengths, ids, ds.normalizer if normalizer is None else normalizer,
+                      source=str(data_dir))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +182,17 @@ def reconstruct_batch(params: Any, x_btf: jax.Array, cfg: TokenizerConfig) -> tu
     return tmodel.reconstruct(params, x_btf, cfg)
 
 
+def padded_length(longest: int, cfg: TokenizerConfig) -> int:
+    """Frames a batch of clips up to ``longest`` frames is edge-padded to.
+
+    ``longest`` plus the tokenizer's context (:func:`mm_jax.tokenizer.model.context_frames`),
+    rounded up to whole tokens: every clip then has its context of padding,
+    so its codes are the same whatever else is in the batch.
+    """
+    frames = longest + tmodel.context_frames(cfg)
+    return -(-frames // cfg.frames_per_token) * cfg.frames_per_token
+
+
 def _check_features(x: np.ndarray, cfg: TokenizerConfig, what: str) -> None:
     if x.shape[-1] != cfg.feature_dim:
         raise ShapeError(f"{what} has feature width {x.shape[-1]}, the tokenizer was trained on {cfg.feature_dim}")
@@ -156,7 +203,11 @@ def _check_features(x: np.ndarray, cfg: TokenizerConfig, what: str) -> None:
 def evaluate(
     params: Any, cfg: TokenizerConfig, data: MotionData, *, split: str = "test", max_sequences: int | None = None
 ) -> dict[str, float]:
-    """Reconstruction metrics of whole sequences of ``split``.
+    """Reconstruction metrics of whole sequences of ``split``, normalised with ``data.normalizer``.
+
+    To evaluate a trained tokenizer, ``data`` must carry the tokenizer's
+    normaliser (:func:`evaluate_tokenizer` sees to it); training validates
+    with the data it trains on, whose normaliser it saves.
 
     Returns:
       mpjpe_mm, mpjpe_local_mm, accel_error_mm, jitter (reconstructions), jitter_gt,
@@ -165,7 +216,7 @@ def evaluate(
     offsets, lengths = data.spans(split)
     if max_sequences is not None:
         offsets, lengths = offsets[:max_sequences], lengths[:max_sequences]
-    pad_to = int(max(max(v.max() for v in data.lengths.values() if len(v)), cfg.frames_per_token))
+    pad_to = padded_length(int(max(v.max() for v in data.lengths.values() if len(v))), cfg)
     sums = dict.fromkeys(("mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "jitter", "jitter_gt"), 0.0)
     all_ids = []
     for i in range(0, len(offsets), EVAL_CHUNK):
@@ -190,6 +241,29 @@ def evaluate(
     return out
 
 
+def evaluate_tokenizer(
+    tok: LoadedTokenizer, data_dir: str | pathlib.Path, *, split: str | None = None,
+    max_sequences: int | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate` of a trained tokenizer on a dataset, normalised with the tokenizer's statistics.
+
+    Args:
+      tok: the trained tokenizer (its ``normalizer`` is used, never the dataset's).
+      data_dir: any dataset directory (synthetic or imported).
+      split: the split to score; None for test, or val, or train, the first
+        that holds sequences (imported data may have no test split).
+      max_sequences: score only the first sequences of the split.
+
+    Returns:
+      The metrics of :func:`evaluate` plus ``split`` (the split scored).
+    """
+    data = open_motion_data(data_dir, normalizer=tok.normalizer)
+    used = data.resolve_split(split)
+    if split is None and used != "test":
+        log.info("%s has no test split; evaluating its %s split", data_dir, used)
+    return {"split": used, **evaluate(tok.params, tok.cfg, data, split=used, max_sequences=max_sequences)}
+
+
 def encode_sequences(
     tok: LoadedTokenizer,
     sequences: Iterable[np.ndarray],
@@ -199,9 +273,10 @@ def encode_sequences(
 ) -> list[np.ndarray]:
     """Token ids (int32 [N_i]) of each raw feature sequence [T_i, F].
 
-    Sequences are batched ``EVAL_CHUNK`` at a time, edge-padded to ``pad_to``
-    frames (one compiled shape), and each result is cut to
-    ``ceil(T_i / frames_per_token)`` tokens.
+    Sequences (each at most ``pad_to`` frames) are normalised with the
+    tokenizer's statistics, batched ``EVAL_CHUNK`` at a time, edge-padded to
+    :func:`padded_length` of ``pad_to`` (one compiled shape), and each result is
+    cut to ``ceil(T_i / frames_per_token)`` tokens.
     """
     cfg, out, chunk = tok.cfg, [], []
 
@@ -210,7 +285,7 @@ def encode_sequences(
         feats = np.concatenate(chunk)
         offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
         x, _ = tdata.padded_batch(feats, offs, lens, multiple=cfg.frames_per_token,
-                                  normalizer=tok.normalizer, pad_to=pad_to)
+                                  normalizer=tok.normalizer, pad_to=padded_length(pad_to, cfg))
         ids = np.asarray(reconstruct_batch(tok.params, x, cfg)[1])
         out.extend(row[: -(-int(n) // cfg.frames_per_token)].astype(np.int32) for row, n in zip(ids, lens))
         if progress is not None:

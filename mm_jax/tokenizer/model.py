@@ -142,3 +142,26 @@ def decode(params: dict, ids_bn: jax.Array, cfg: TokenizerConfig) -> jax.Array:
     """Normalised features [B, N * frames_per_token, F] of token ids [B, N]."""
     zhat = cfg.fsq.indices_to_codes(ids_bn)
     return MotionTokenizer(cfg).apply({"params": params}, zhat, method=MotionTokenizer.decode_codes)
+
+
+def context_frames(cfg: TokenizerConfig) -> int:
+    """Frames past a clip's end that can change its reconstruction or codes (an upper bound).
+
+    A conv of kernel k and dilation d reaches ``(k - 1) // 2 * d`` positions to
+    the right (the stride-2 conv two), each position ``2**i`` frames at its
+    resolution; the Haar blocks on the way in and out and the token grid add
+    one block each. A clip edge-padded by at least this many frames gives the
+    same codes and reconstruction however much further its batch is padded,
+    so a clip's result does not depend on the other clips it is batched with.
+    60 frames for the tiny preset, 132 for small and base; measured, they need
+    28 and 100 (``tests/test_tokenizer.py`` checks the bound).
+    """
+    fine = 2**cfg.wavelet_levels
+    stack = sum(cfg.dilation_growth**i for i in range(cfg.depth))  # one residual stack, in positions
+    reach = fine + 2 * fine  # the encoder's first conv, the decoder's last two
+    for i in range(cfg.down_t):
+        scale = fine * 2**i
+        reach += 2 * scale + stack * 2 * scale  # encoder: strided conv, then a stack at half the rate
+        reach += stack * 2 * scale + scale  # decoder: a stack, then the conv after upsampling
+    reach += 2 * fine * 2**cfg.down_t  # the encoder's last conv, the decoder's first
+    return reach + 2 * fine + cfg.frames_per_token

@@ -125,6 +125,9 @@ def train(
     data = open_motion_data(data_dir)
     art = TokenizerArtifact.create(run_dir, mcfg, data.normalizer)
     offsets, lengths = tdata.usable_spans(*data.spans("train"), mcfg.window)
+    val_split = data.resolve_split(None, preferred="val")
+    if val_split != "val":
+        log.warning("%s has no val split; validating on its %s split", data_dir, val_split)
     opt = make_optimizer(tcfg)
     params = tmodel.init_params(mcfg, key=jax.random.key(tcfg.seed))
     state = TrainState(jnp.int32(0), params, opt.init(params))
@@ -143,7 +146,8 @@ def train(
     step_fn = jax.jit(make_train_step(mcfg, tcfg, opt), donate_argnums=0)
     writer = MetricsWriter(run_dir)
     try:
-        state, val = _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress)
+        state, val = _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress,
+                           val_split=val_split)
     finally:  # an interrupted run still finishes the checkpoint it started
         ckpt.close()
         writer.close()
@@ -151,8 +155,8 @@ def train(
     return val
 
 
-def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress):
-    """The step loop of :func:`train`: sample, step, log, validate, checkpoint."""
+def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress, *, val_split):
+    """The step loop of :func:`train`: sample, step, log, validate (on ``val_split``), checkpoint."""
     start, t0 = int(state.step), time.perf_counter()
     val: dict[str, Any] = {}
     for step in range(start, tcfg.steps):
@@ -172,7 +176,7 @@ def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, prog
             m["perf/steps_per_s"] = (done - start) / (time.perf_counter() - t0)
             writer.write(done, m)
         if done % tcfg.val_every == 0 or done == tcfg.steps:
-            val = evaluate(state.params, mcfg, data, split="val", max_sequences=64)
+            val = evaluate(state.params, mcfg, data, split=val_split, max_sequences=64)
             writer.write(done, {f"val/{k}": v for k, v in val.items()})
         if done % tcfg.ckpt_every == 0 or done == tcfg.steps:
             ckpt.save(done, state, _meta(mcfg, tcfg))
