@@ -125,7 +125,7 @@ def _stage_reconstructions(data_dir: pathlib.Path, tok_dir: pathlib.Path, out: p
     from mm_jax.tokenizer.artifact import reconstruct_batch
 
     tok = load_tokenizer(tok_dir)
-    data = open_motion_data(data_dir)
+    data = open_motion_data(data_dir, normalizer=tok.normalizer)  # the tokenizer's statistics
     metrics = evaluate(tok.params, tok.cfg, data, split="test")
     offsets, lengths = data.spans("test")
     paths = []

@@ -94,3 +94,23 @@ def test_plan_mesh_parsing():
         parse_mesh("pipeline=2")
     with pytest.raises(ConfigError, match="integers"):
         parse_mesh("data=two")
+
+
+def test_tokenize_skips_an_empty_split(tiny_dataset, tiny_tokenizer, tmp_path, capsys):
+    """A dataset with no test split: `data tokenize` writes train and val and says test was empty."""
+    from mm_jax.motion.synth import DatasetWriter, load_dataset
+
+    src = load_dataset(tiny_dataset)
+    w = DatasetWriter(tmp_path / "notest")
+    for i, rec in enumerate(src.records[:6]):
+        w.add({"id": rec["id"], "captions": rec["captions"], "split": "val" if i == 0 else "train"},
+              np.asarray(src.sequence(rec["id"])))
+    w.finish({"generator": "test"})
+    rc = main(["data", "tokenize", "--data", str(tmp_path / "notest"), "--tokenizer", str(tiny_tokenizer),
+               "--out", str(tmp_path / "shards"), "--num-shards", "1"])
+    out = capsys.readouterr()
+    assert rc == 0 and "split 'test'" in out.err and "empty" in out.err
+    assert json.loads(out.out)["empty_splits_skipped"] == ["test"]
+    assert main(["data", "tokenize", "--data", str(tmp_path / "notest"), "--tokenizer", str(tiny_tokenizer),
+                 "--out", str(tmp_path / "shards2"), "--splits", "test"]) == 2
+    assert "every requested split" in capsys.readouterr().err

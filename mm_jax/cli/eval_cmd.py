@@ -71,7 +71,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="decoder run directory")
     p.add_argument("--evaluator", required=True, help="evaluator directory (mm-jax evaluator train)")
     p.add_argument("--data", help="dataset directory (required without --suite; with it, real reference clips)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default=None, help="default: test, else val, else train (the one used is logged)")
     p.add_argument("--suite", help="a prompt suite (JSONL, data/prompts/README.md): score it instead")
     p.add_argument("--num-samples", type=int, default=1, help="with --suite: motions per prompt")
     p.add_argument("--per-cell", type=int, help="with --suite: only the first N prompts of each category x tag")
