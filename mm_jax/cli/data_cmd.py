@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from mm_jax.cli.common import add_overrides, progress_bar
 
@@ -192,26 +193,45 @@ def _bvh_info(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from mm_jax.motion import stats
     from mm_jax.motion.synth import dataset_statistics, load_dataset
 
-    print(json.dumps(dataset_statistics(load_dataset(args.data)), indent=2))
+    ds = load_dataset(args.data)
+    if args.compare is None:
+        out = dataset_statistics(ds)
+        if args.motion:
+            out.update(stats.public(stats.dataset_summary(ds, args.max_frames)))
+        print(json.dumps(out, indent=2))
+        return 0
+    a = stats.dataset_summary(ds, args.max_frames)
+    result = stats.compare(a, stats.dataset_summary(load_dataset(args.compare), args.max_frames))
+    print(json.dumps(result, indent=2) if args.json else stats.format_comparison(result))
     return 0
 
 
 def _tokenize(args: argparse.Namespace) -> int:
+    from mm_jax.errors import DataError
     from mm_jax.shards import write_shards
     from mm_jax.motion.synth import load_dataset
 
     ds = load_dataset(args.data)
-    summary = {}
+    summary, skipped = {}, []
     for split in args.splits.split(","):
         n = min(args.num_shards, len(ds.ids(split)))
+        if n == 0:
+            print(f"mm-jax: note: split {split!r} of {args.data} is empty; no shards written for it",
+                  file=sys.stderr)
+            skipped.append(split)
+            continue
         with progress_bar(f"sharding {split}", unit="rec") as bar:
             manifest = write_shards(ds, args.tokenizer, args.out, split=split, num_shards=n,
                                     text_max_tokens=args.text_max_tokens, progress=bar)
         summary = {k: v for k, v in manifest.items() if k != "splits"}
         summary["splits"] = {s: {k: v for k, v in e.items() if k != "shards"}
                              for s, e in manifest.get("splits", {}).items()}
+    if len(skipped) == len(args.splits.split(",")):
+        raise DataError(f"every requested split ({args.splits}) of {args.data} is empty; nothing written")
+    summary["empty_splits_skipped"] = skipped
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
