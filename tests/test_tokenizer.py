@@ -268,3 +268,21 @@ def test_tokenizer_eval_without_a_test_split_uses_val_and_says_so(tiny_tokenizer
                      "--data", str(clip_datasets["val_only"])]) == 0
     assert json.loads(capsys.readouterr().out)["split"] == "val"
     assert "no test split; evaluating its val split" in caplog.text
+
+
+def test_a_tokenizer_trained_on_the_old_frame_is_refused(tiny_tokenizer, tmp_path):
+    """A run without feature_format 2 (trained on format-1 features) is a named CheckpointError."""
+    import json
+    import shutil
+
+    from mm_jax.errors import CheckpointError
+    from mm_jax.tokenizer.artifact import load_tokenizer
+
+    assert json.loads((tiny_tokenizer / "tokenizer.json").read_text())["feature_format"] == 2
+    old = tmp_path / "old"
+    shutil.copytree(tiny_tokenizer, old)
+    meta = json.loads((old / "tokenizer.json").read_text())
+    del meta["feature_format"]
+    (old / "tokenizer.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"format 1.*mm-jax data convert"):
+        load_tokenizer(old)

@@ -39,6 +39,7 @@ from mm_jax.errors import CheckpointError, DataError, ShapeError
 from mm_jax.fsq import codebook_usage
 from mm_jax.motion import features as mfeat
 from mm_jax.motion.normalize import Normalizer
+from mm_jax.motion.synth.storage import FORMAT_VERSION as FEATURE_FORMAT
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer import quality
@@ -122,7 +123,8 @@ class TokenizerArtifact:
                     f"use a new run directory"
                 )
         else:
-            cfg_path.write_text(json.dumps({"config": configs.to_dict(cfg), "trained_steps": 0}, indent=2))
+            cfg_path.write_text(json.dumps({"config": configs.to_dict(cfg), "trained_steps": 0,
+                                            "feature_format": FEATURE_FORMAT}, indent=2))
         normalizer.save(run_dir / "stats.npz")
         return cls(run_dir)
 
@@ -157,7 +159,14 @@ def load_tokenizer(run_dir: str | pathlib.Path, step: int | None = None) -> Load
     cfg_path = run_dir / "tokenizer.json"
     if not cfg_path.exists():
         raise CheckpointError(f"{run_dir} is not a tokenizer run: {cfg_path.name} is missing")
-    cfg = configs.from_dict(TokenizerConfig, json.loads(cfg_path.read_text())["config"])
+    saved = json.loads(cfg_path.read_text())
+    if saved.get("feature_format") != FEATURE_FORMAT:
+        raise CheckpointError(
+            f"{run_dir} was trained on 272-d features of format {saved.get('feature_format', 1)}, "
+            f"this code reads format {FEATURE_FORMAT} (the reference convention, docs/data_format.md): "
+            f"convert the data (mm-jax data convert) and retrain the tokenizer"
+        )
+    cfg = configs.from_dict(TokenizerConfig, saved["config"])
     abstract = jax.eval_shape(lambda: tmodel.init_params(cfg, key=jax.random.key(0)))
     ckpt = Checkpointer(run_dir / "checkpoints", async_save=False)
     restored_step, state, _ = ckpt.restore(
