@@ -158,6 +158,46 @@ def test_write_motion_bvh_from_features(tmp_path):
     assert np.abs(_joints(m) - np.asarray(mfeat.motion_from_features(feats).joints)).max() < 1e-3
 
 
+def _bvh_joints(path) -> np.ndarray:
+    """Joints [T, 22, 3] of a written SMPL BVH by the source FK (file units), in SMPL joint order."""
+    skel, motion = bvh.read_bvh(path)
+    _, pos = retarget.source_forward_kinematics(skel, motion)
+    return pos[:, [skel.names.index(n) for n in skeleton.JOINT_NAMES]]
+
+
+def test_write_bvh_writes_the_given_offsets(tmp_path):
+    local_rot, root_pos = _random_motion(7, seed=8)
+    offsets = skeleton.OFFSETS * np.random.default_rng(8).uniform(0.7, 1.3, (22, 1))
+    bvh.write_bvh(tmp_path / "o.bvh", local_rot, root_pos, offsets=offsets, unit="cm")
+    skel, _ = bvh.read_bvh(tmp_path / "o.bvh")
+    order = [skel.names.index(n) for n in skeleton.JOINT_NAMES]
+    assert np.abs(skel.offsets[order] / 100.0 - offsets).max() < 1e-7
+    want = skeleton.forward_kinematics(jnp.asarray(local_rot), jnp.asarray(root_pos), jnp.asarray(offsets))[1]
+    assert np.abs(_bvh_joints(tmp_path / "o.bvh") / 100.0 - np.asarray(want)).max() < 1e-4
+    with pytest.raises(ShapeError, match="offsets"):
+        bvh.write_bvh(tmp_path / "x.bvh", local_rot, root_pos, offsets=offsets[:21])
+
+
+def test_write_motion_bvh_shows_the_joints_of_inconsistent_features(tmp_path):
+    """A decoded clip's rotations and positions disagree; the BVH must follow the positions (< 1 cm)."""
+    from mm_jax.motion import features as mfeat
+    from mm_jax.motion.synth import SynthConfig, motion_of
+
+    local_rot, root_pos, _ = motion_of(SynthConfig(num=8, seed=0), 3)
+    feats = np.array(mfeat.features_from_motion(jnp.asarray(local_rot), jnp.asarray(root_pos)))
+    rng = np.random.default_rng(0)
+    feats[:, mfeat.LOCAL_ROT] += rng.normal(0.0, 0.1, feats[:, mfeat.LOCAL_ROT].shape)  # ~5 deg per joint
+    feats[:, mfeat.LOCAL_POS] += rng.normal(0.0, 0.003, feats[:, mfeat.LOCAL_POS].shape)  # bone lengths vary
+    joints = np.asarray(mfeat.joints_from_features(jnp.asarray(feats)))
+    motion = mfeat.motion_from_features(jnp.asarray(feats))
+    bvh.write_bvh(tmp_path / "old.bvh", np.asarray(motion.local_rot), np.asarray(motion.root_pos))
+    old = np.linalg.norm(_bvh_joints(tmp_path / "old.bvh") - joints, axis=-1)
+    assert old.mean() > 0.05  # the 6D channels posed on SMPL's skeleton: several cm off
+    bvh.write_motion_bvh(tmp_path / "new.bvh", feats)
+    new = np.linalg.norm(_bvh_joints(tmp_path / "new.bvh") - joints, axis=-1)
+    assert new.mean() < 0.01 and new.max() < 0.05
+
+
 def test_numpy_helpers_match_the_shared_modules():
     local_rot, root_pos = _random_motion(11, seed=6)
     want = np.asarray(skeleton.forward_kinematics(jnp.asarray(local_rot), jnp.asarray(root_pos))[1])

@@ -10,12 +10,9 @@ joint without them keeps its OFFSET. The parser tolerates tabs, CRLF and blank
 lines and raises :class:`~mm_jax.errors.FormatError` naming the file and line
 for a structural problem.
 
-Writing: :func:`write_bvh` writes the 22-joint SMPL skeleton (root with six
-channels, every other joint with three rotation channels, End Sites after the
-head, wrists and feet so viewers draw tip bones). Units are **metres** by
-default, which Blender's importer shows at true size with its default scale
-1.0; ``unit="cm"`` writes centimetres (scale 0.01 in Blender). The retargeter
-detects either from the skeleton's height.
+Writing lives in :mod:`mm_jax.motion.bvh_write`; its :func:`write_bvh`,
+:func:`write_motion_bvh`, ``UNIT_SCALE`` and ``SMPL_END_SITES`` are
+re-exported here so ``bvh.write_bvh`` keeps working.
 """
 
 from __future__ import annotations
@@ -25,26 +22,21 @@ import logging
 import pathlib
 import re
 
-import jax.numpy as jnp
 import numpy as np
 
-from mm_jax.errors import ConfigError, DataError, FormatError, ShapeError
-from mm_jax.motion import euler, skeleton
+from mm_jax.errors import DataError, FormatError
+from mm_jax.motion import euler
+from mm_jax.motion.bvh_write import SMPL_END_SITES, UNIT_SCALE, write_bvh, write_motion_bvh
 
 log = logging.getLogger(__name__)
+__all__ = [
+    "BvhMotion", "BvhSkeleton", "parse_bvh", "read_bvh",
+    "SMPL_END_SITES", "UNIT_SCALE", "write_bvh", "write_motion_bvh",  # from bvh_write
+]
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 _CANON = {c.lower(): c for c in CHANNEL_NAMES}
 _AXES = {"X": 0, "Y": 1, "Z": 2}
-UNIT_SCALE = {"m": 1.0, "cm": 100.0}
-# Cosmetic End Site offsets (metres) after SMPL leaves: head top, hand tips, toe tips.
-SMPL_END_SITES = {
-    "head": (0.0, 0.10, 0.0),
-    "left_wrist": (0.09, 0.0, 0.0),
-    "right_wrist": (-0.09, 0.0, 0.0),
-    "left_foot": (0.0, -0.02, 0.05),
-    "right_foot": (0.0, -0.02, 0.05),
-}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -332,85 +324,3 @@ def read_bvh(path: str | pathlib.Path) -> tuple[BvhSkeleton, BvhMotion]:
     except OSError as e:
         raise DataError(f"cannot read BVH file {str(path)!r}: {e}") from None
     return parse_bvh(text, str(path))
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _hierarchy_lines(order: str, scale: float) -> tuple[list[str], list[int]]:
-    """HIERARCHY text of the SMPL skeleton and its joints in file (depth-first) order."""
-    kids = [[c for c, p in enumerate(skeleton.PARENTS) if p == j] for j in range(skeleton.NUM_JOINTS)]
-    out, dfs = ["HIERARCHY"], []
-    rot = " ".join(f"{a}rotation" for a in order)
-
-    def emit(j: int, depth: int) -> None:
-        pad, name = "\t" * depth, skeleton.JOINT_NAMES[j]
-        dfs.append(j)
-        off = skeleton.OFFSETS[j].astype(np.float64) * scale
-        out.append(f"{pad}{'ROOT' if j == 0 else 'JOINT'} {name}")
-        out.append(f"{pad}{{")
-        out.append(f"{pad}\tOFFSET {off[0]:.6f} {off[1]:.6f} {off[2]:.6f}")
-        chans = f"6 Xposition Yposition Zposition {rot}" if j == 0 else f"3 {rot}"
-        out.append(f"{pad}\tCHANNELS {chans}")
-        for c in kids[j]:
-            emit(c, depth + 1)
-        if not kids[j]:
-            tip = np.asarray(SMPL_END_SITES.get(name, (0.0, 0.05, 0.0))) * scale
-            out.extend([f"{pad}\tEnd Site", f"{pad}\t{{",
-                        f"{pad}\t\tOFFSET {tip[0]:.6f} {tip[1]:.6f} {tip[2]:.6f}", f"{pad}\t}}"])
-        out.append(f"{pad}}}")
-
-    emit(0, 0)
-    return out, dfs
-
-
-def write_bvh(
-    path: str | pathlib.Path,
-    local_rot: np.ndarray,
-    root_pos: np.ndarray,
-    *,
-    fps: float = 30.0,
-    order: str = "ZXY",
-    unit: str = "m",
-) -> None:
-    """Writes a motion of the 22-joint SMPL skeleton as BVH.
-
-    Args:
-      path: output file.
-      local_rot: [T, 22, 3, 3] local joint rotations (the root's global).
-      root_pos: [T, 3] root (pelvis) position, metres, y up.
-      fps: frames per second (``Frame Time: 1/fps``).
-      order: Euler order of every joint's rotation channels, e.g. "ZXY".
-      unit: "m" (default, Blender's scale 1.0) or "cm" (offsets and root
-        positions times 100).
-    """
-    local_rot, root_pos = np.asarray(local_rot, np.float64), np.asarray(root_pos, np.float64)
-    n_j = skeleton.NUM_JOINTS
-    if local_rot.ndim != 4 or local_rot.shape[1:] != (n_j, 3, 3):
-        raise ShapeError(f"local_rot must have shape [T, {n_j}, 3, 3], got {local_rot.shape}")
-    if root_pos.shape != (local_rot.shape[0], 3):
-        raise ShapeError(f"root_pos must have shape [T, 3] = [{local_rot.shape[0]}, 3], got {root_pos.shape}")
-    if order not in euler.EULER_ORDERS:
-        raise ConfigError(f"order {order!r} is not one of {euler.EULER_ORDERS}")
-    if unit not in UNIT_SCALE:
-        raise ConfigError(f"unit {unit!r} is not one of {sorted(UNIT_SCALE)}")
-    if not fps > 0:
-        raise ConfigError(f"fps must be > 0, got {fps}")
-    if not (np.isfinite(local_rot).all() and np.isfinite(root_pos).all()):
-        raise DataError(f"motion written to {str(path)!r} contains NaN or inf values")
-    scale = UNIT_SCALE[unit]
-    lines, dfs = _hierarchy_lines(order, scale)
-    eul = np.rad2deg(euler.matrix_to_euler(local_rot[:, dfs], order)).reshape(len(local_rot), -1)
-    values = np.concatenate([root_pos * scale, eul], axis=1)
-    lines += ["MOTION", f"Frames: {len(values)}", f"Frame Time: {1.0 / fps:.8f}"]
-    lines += [" ".join(f"{v:.6f}" for v in row) for row in values]
-    pathlib.Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    log.info("wrote %d frames to %s", len(values), path)
-
-
-def write_motion_bvh(path: str | pathlib.Path, features: np.ndarray, **kwargs) -> None:
-    """Writes features [T, 272] as BVH via ``features.motion_from_features`` (kwargs: :func:`write_bvh`)."""
-    from mm_jax.motion.features import motion_from_features
-
-    motion = motion_from_features(jnp.asarray(features, jnp.float32))
-    write_bvh(path, np.asarray(motion.local_rot), np.asarray(motion.root_pos), **kwargs)
