@@ -135,3 +135,16 @@ def test_bad_input_is_named():
     joints[3, 4, 1] = np.nan
     with pytest.raises(DataError, match="NaN"):
         ik.fit_rotations(joints)
+
+
+def test_a_consistent_clip_keeps_its_own_rest_pose_and_rotations():
+    """Rotations that agree with the positions (real data) come back unchanged, on the clip's own rest pose."""
+    local, root, _ = _clip(3)
+    rng = np.random.default_rng(4)
+    offsets = skeleton.OFFSETS.astype(np.float64) + rng.normal(0.0, 0.02, (J, 3))  # other rest directions
+    offsets[0] = 0.0
+    _, joints = _fk(local, root, offsets)
+    fit, fit_root, fit_off = ik.fit_rotations(joints, local)
+    assert np.abs(fit_off - offsets).max() < 1e-9
+    assert np.abs(fit - local).max() < 1e-6
+    assert np.abs(_fk(fit, fit_root, fit_off)[1] - joints).max() < 1e-6

@@ -62,3 +62,41 @@ def test_amass_clip_with_its_joints_gives_the_reference_frame(tmp_path):
     for name, sl in {"root_lin_vel": slice(0, 2), "root_ang_vel": slice(2, 8), "local_pos": slice(8, 74),
                      "local_vel": slice(74, 140), "local_rot": slice(140, 272)}.items():
         np.testing.assert_allclose(feats[:, sl], want[:, sl], atol=1e-3, err_msg=name)
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle of the rotation taking b to a, [...] degrees."""
+    cos = (np.trace(np.swapaxes(a, -1, -2) @ b, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def test_import_272_then_export_bvh_keeps_the_joint_rotations(tmp_path):
+    """A released-style 272-d clip of another body -> import-272 -> export-bvh: rotations within 1 degree."""
+    from mm_jax.cli import main
+    from mm_jax.motion import bvh
+
+    rng = np.random.default_rng(11)
+    t = 90
+    time = np.arange(t) / 30.0
+    aa = 0.4 * np.sin(2 * np.pi * (0.3 + rng.random((1, 22, 3))) * time[:, None, None] + rng.random((1, 22, 3)) * 6)
+    aa[:, 0] = [0.0, 1.0, 0.0] * (0.7 * time[:, None] + 0.4)  # turning about y, starting at 0.4 rad
+    rot = _rodrigues(aa)
+    body = skeleton.OFFSETS.astype(np.float64) + rng.normal(0.0, 0.015, (22, 3))  # not SMPL's neutral rest
+    body[0] = 0.0
+    pos = _fk(rot, np.c_[0.5 * time, np.full(t, 0.9), 0.2 * time], body)
+    root = tmp_path / "mm"
+    (root / "motion_data" / "vector_272").mkdir(parents=True)
+    (root / "texts").mkdir()
+    np.save(root / "motion_data" / "vector_272" / "clip.npy", reference_features(pos, rot).astype(np.float32))
+    (root / "texts" / "clip.txt").write_text("a person turns while walking#a/DET#0.0#0.0\n")
+    assert main(["data", "import-272", str(root), "--out", str(tmp_path / "ds")]) == 0
+    assert main(["data", "export-bvh", f"{tmp_path / 'ds'}:clip", str(tmp_path / "clip.bvh")]) == 0
+    skel, motion = bvh.read_bvh(tmp_path / "clip.bvh")
+    got = motion.local_rot[:, [skel.names.index(n) for n in skeleton.JOINT_NAMES]]
+    # The BVH is canonical: frame 0 faces +z, so the root carries Y(h0) on the left.
+    h0 = -np.arctan2(rot[0, 0, 0, 2], rot[0, 0, 2, 2])
+    c, s = np.cos(h0), np.sin(h0)
+    want = rot.copy()
+    want[:, 0] = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]) @ rot[:, 0]
+    err = _angle_deg(got, want)
+    assert err.max() < 1.0, err.max()

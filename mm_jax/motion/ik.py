@@ -16,8 +16,11 @@ positions, so a BVH written from them shows the same motion as the joints.
 Method (pure NumPy, vectorised over frames, float64):
 
 1. Offsets (:func:`clip_offsets`): each bone's length is its mean over the
-   clip, laid along the SMPL rest direction of :data:`skeleton.OFFSETS`, so the
-   rest pose keeps SMPL's shape.
+   clip, laid along the rest direction the hint rotations see it at (the mean of
+   the bone in its parent's frame), or SMPL's rest direction
+   (:data:`skeleton.OFFSETS`) without a usable hint. A clip whose rotations and
+   positions agree (imported real data) thus gets its own skeleton back, and
+   its rotations come back unchanged.
 2. Nearest pose (:func:`nearest_pose`): a frame's bones are not those lengths,
    so no pose of the skeleton reaches every joint. Gauss-Newton on the
    constrained least-squares problem (3 steps) moves the joints as little as
@@ -103,12 +106,37 @@ def _orthonormal(r: np.ndarray) -> np.ndarray:
     return uu @ (fix[..., None] * vt)
 
 
-def clip_offsets(joints: np.ndarray) -> np.ndarray:
-    """Rest offsets [22, 3]: each bone's mean length in joints [T, 22, 3] along its SMPL rest direction."""
+def _global(local: np.ndarray) -> np.ndarray:
+    """Global rotations [T, 22, 3, 3] of local rotations along the SMPL tree."""
+    glob = np.empty_like(local)
+    for j, p in enumerate(skeleton.PARENTS):
+        glob[:, j] = local[:, j] if p < 0 else glob[:, p] @ local[:, j]
+    return glob
+
+
+def clip_offsets(joints: np.ndarray, hint_local_rot: np.ndarray | None = None) -> np.ndarray:
+    """Rest offsets [22, 3]: each bone's mean length in joints [T, 22, 3] along a rest direction.
+
+    The direction is the mean over frames of the bone seen from its parent's hint
+    frame, ``G_parent^T (p_j - p_parent)`` with ``G`` the hint's global rotations:
+    for a clip whose rotations and positions agree (real data) that is the
+    source skeleton's own rest offset, so the fit returns the source's rotations.
+    A bone whose seen direction wanders over the clip (mean resultant length
+    under 0.999, about 2.5 degrees of spread: the hint disagrees with the
+    positions, as in a decoded clip), and every bone without a hint, gets SMPL's
+    rest direction instead.
+    """
     parents = np.asarray(skeleton.PARENTS[1:])
-    lengths = np.linalg.norm(joints[:, 1:] - joints[:, parents], axis=-1).mean(axis=0)  # [21]
+    bones = joints[:, 1:] - joints[:, parents]  # [T, 21, 3]
+    lengths = np.linalg.norm(bones, axis=-1).mean(axis=0)  # [21]
+    dirs = _unit(skeleton.OFFSETS[1:].astype(np.float64))
+    if hint_local_rot is not None:
+        glob = _global(hint_local_rot)[:, parents]  # [T, 21, 3, 3]
+        seen = np.einsum("tjki,tjk->tji", glob, _unit(bones)).mean(axis=0)  # G^T u, averaged
+        ok = np.linalg.norm(seen, axis=-1) > 0.999
+        dirs = np.where(ok[:, None], _unit(seen), dirs)
     offsets = np.zeros((_J, 3))
-    offsets[1:] = _unit(skeleton.OFFSETS[1:].astype(np.float64)) * lengths[:, None]
+    offsets[1:] = dirs * lengths[:, None]
     return offsets
 
 
@@ -205,6 +233,6 @@ def fit_rotations(
     hint = None if hint_local_rot is None else np.asarray(hint_local_rot, np.float64)
     _check(joints, hint)
     hint = np.broadcast_to(np.eye(3), (len(joints), _J, 3, 3)) if hint is None else _orthonormal(hint)
-    offsets = clip_offsets(joints)
+    offsets = clip_offsets(joints, None if hint_local_rot is None else hint)
     target = nearest_pose(joints, offsets)
     return _pose_rotations(target, hint, offsets), target[:, 0].copy(), offsets
