@@ -56,7 +56,7 @@ from typing import Literal, Mapping, NamedTuple
 import numpy as np
 
 from mm_jax.errors import ConfigError, DataError
-from mm_jax.motion import bvh, joint_map, skeleton
+from mm_jax.motion import bvh, ik, joint_map, skeleton
 
 log = logging.getLogger(__name__)
 J_SMPL = skeleton.JOINT_NAMES
@@ -131,30 +131,11 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-def _arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Shortest rotations [..., 3, 3] taking directions a [..., 3] to b [..., 3]."""
-    a, b = _unit(a), _unit(b)
-    v, c = np.cross(a, b), np.sum(a * b, axis=-1)[..., None, None]
-    k = np.zeros(v.shape + (3,))
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    k = k - np.swapaxes(k, -1, -2)
-    r = np.eye(3) + k + k @ k / np.maximum(1.0 + c, 1e-12)
-    flip = c[..., 0, 0] < -1.0 + 1e-9  # opposite: half turn about an axis normal to a
-    if np.any(flip):
-        af = a[flip]
-        axis = _unit(np.cross(af, np.eye(3)[np.argmin(np.abs(af), axis=-1)]))
-        r[flip] = 2.0 * axis[..., :, None] * axis[..., None, :] - np.eye(3)
-    return r
-
-
 def _best_rotation(v: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Rotation [..., 3, 3] taking directions v [..., K, 3] onto u [..., K, 3] (Kabsch; arc if K=1)."""
     if v.shape[-2] == 1:
-        return _arc(v[..., 0, :], u[..., 0, :])
-    h = np.einsum("...ki,...kj->...ij", _unit(u), _unit(v))
-    uu, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(uu @ vt))
-    return uu @ (np.concatenate([np.ones(d.shape + (2,)), d[..., None]], -1)[..., None] * vt)
+        return ik.arc_rotation(v[..., 0, :], u[..., 0, :])
+    return ik.kabsch(_unit(v), _unit(u))
 
 
 def _targets(src: tuple[int | None, ...], j: int) -> list[int]:
