@@ -43,7 +43,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from mm_jax import configs, sharding
+from mm_jax import configs, decoder_tokenizer, sharding
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from mm_jax.metrics import MetricsWriter
@@ -97,6 +97,7 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
                                 tokenizer_identity=setup.tokenizer_identity(exp),
                                 text_identity={"vocab_identity": vocab})
     _check_text_encoder(train_pipe.manifest, exp)
+    exp = decoder_tokenizer.record(exp, train_pipe.manifest)  # config.json names the tokenizer by absolute path
     text_ident = {"vocab_identity": vocab, "encoder": configs.to_dict(exp.text), "weights": weights_ident}
     meta = setup.run_meta(exp, train_pipe.manifest, text_ident)
     placement = setup.place(exp.model, exp.train, exp.pipeline, mesh)
