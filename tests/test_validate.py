@@ -49,3 +49,16 @@ def test_non_finite(value, kind):
     with pytest.raises(DataError, match=want) as info:
         validate_features(x, name=NAME, min_frames=1, max_frames=None)
     assert str(info.value).startswith(NAME)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, bool, np.complex64, object, "U3"])
+def test_non_float_dtypes_are_refused(dtype):
+    x = np.zeros((31, 272), dtype=dtype)
+    with pytest.raises(DataError, match=rf"must be floating point .*got dtype {np.dtype(dtype)}") as info:
+        validate_features(x, name=NAME)
+    assert str(info.value).startswith(NAME)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, jnp.bfloat16])
+def test_float_dtypes_pass(dtype):
+    assert validate_features(np.zeros((3, 272), dtype=dtype), name=NAME).dtype == np.dtype(dtype)

@@ -10,7 +10,9 @@ Input (RECIPE.md, MotionMillion's released layout)::
 Output: a data set (docs/data_format.md) and the import report. The features
 are copied as they are (they already are the reference convention, so no
 frame-rate conversion or floor step happens here). Each ``.npy`` must be 2-D,
-272 wide, float and finite; a bad one is skipped and named in the report.
+272 wide, at least one frame, floating point and finite
+(:func:`mm_jax.motion.validate.validate_features`); a bad one (also an empty,
+text, object or ``.npz`` file) is skipped and named in the report.
 
 Splits: with split files, the version ``split_version`` (default: the
 lexically last folder under ``split/``, or ``split/`` itself when it holds the
@@ -29,9 +31,11 @@ from typing import Callable
 
 import numpy as np
 
-from mm_jax.errors import DataError
+from mm_jax.errors import DataError, ShapeError
 from mm_jax.motion import import_common as ic
 from mm_jax.motion.features import FEATURE_DIM
+from mm_jax.motion.loading import read_npy
+from mm_jax.motion.validate import validate_features
 
 log = logging.getLogger(__name__)
 MOTION_DIR = pathlib.Path("motion_data", "vector_272")
@@ -83,31 +87,25 @@ def _source_stats(root: pathlib.Path) -> dict[str, np.ndarray] | None:
     out = {}
     for name in ("mean", "std"):
         path = d / f"{name}.npy"
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"{path}: not a readable .npy ({e})") from None
-        if arr.shape != (FEATURE_DIM,) or not np.isfinite(arr).all():
-            raise DataError(f"{path}: expected {FEATURE_DIM} finite values, got shape {arr.shape}")
-        out[name] = arr.astype(np.float32)
+        arr = read_npy(path)
+        if arr.shape != (FEATURE_DIM,):
+            raise DataError(f"{path}: expected {FEATURE_DIM} values, got shape {arr.shape}")
+        out[name] = validate_features(arr[None], name=str(path))[0].astype(np.float32)
     if (out["std"] <= 0).any():
         raise DataError(f"{d / 'std.npy'}: std must be > 0 everywhere")
     return out
 
 
 def read_features(path: pathlib.Path) -> np.ndarray:
-    """A validated [T, 272] float32 array; SkipClip("invalid") names the file and the problem."""
+    """A validated [T, 272] float32 array; SkipClip("invalid") names the file and the problem.
+
+    The file is read by :func:`~mm_jax.motion.loading.read_npy` and checked by
+    :func:`~mm_jax.motion.validate.validate_features`, as every ``.npy`` a user names.
+    """
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise ic.SkipClip("invalid", f"{path}: not a readable .npy ({e})") from None
-    if arr.ndim != 2 or arr.shape[1] != FEATURE_DIM or arr.shape[0] < 1:
-        raise ic.SkipClip("invalid", f"{path}: expected features [T, {FEATURE_DIM}], got shape {arr.shape}")
-    if arr.dtype.kind != "f":
-        raise ic.SkipClip("invalid", f"{path}: expected float features, got dtype {arr.dtype}")
-    if not np.isfinite(arr).all():
-        raise ic.SkipClip("invalid", f"{path}: contains NaN or inf")
-    return arr.astype(np.float32)
+        return validate_features(read_npy(path), name=str(path)).astype(np.float32)
+    except (DataError, ShapeError) as e:
+        raise ic.SkipClip("invalid", str(e)) from None
 
 
 def import_272(

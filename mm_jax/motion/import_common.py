@@ -12,7 +12,8 @@ Captions (:func:`read_captions`): a ``.txt`` file, one caption per line; a
 HumanML3D-style line ``caption#tokens#start#end`` keeps the part before the
 first ``#`` (its start/end times are not used: the caption stands for the
 whole clip; such lines are counted); blank lines and repeats are dropped. A
-clip without captions is skipped unless ``allow_uncaptioned``.
+clip without captions is skipped unless ``allow_uncaptioned``; a caption file
+that is not UTF-8 skips its clip (kind ``bad caption file``, the file named).
 
 Splits: a given split wins; otherwise :func:`split_of` hashes the clip id
 (CRC-32): 90% train, 5% val, 5% test, the same for the same id every time.
@@ -20,9 +21,12 @@ Splits: a given split wins; otherwise :func:`split_of` hashes the clip id
 
 from __future__ import annotations
 
+import filecmp
 import io
+import json
 import logging
 import pathlib
+import shutil
 import zipfile
 import zlib
 from typing import Callable, NamedTuple, Sequence, TypeVar
@@ -68,11 +72,22 @@ class Clip(NamedTuple):
 
 
 def read_captions(path: pathlib.Path) -> tuple[list[str], int]:
-    """(captions, number of lines with a ``#`` tail) of a caption file ([] if it does not exist)."""
+    """(captions, number of lines with a ``#`` tail) of a caption file ([] if it does not exist).
+
+    Raises:
+      SkipClip: ("bad caption file") the file is not UTF-8 text; the message
+        names the file and the first bad byte. The importers skip that clip,
+        report it and go on (a guessed decoding would store garbled captions).
+    """
     if not path.is_file():
         return [], 0
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a leading byte-order mark is not part of a caption
+    except UnicodeDecodeError as e:
+        raise SkipClip("bad caption file", f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                                           f"{e.start}); re-save it as UTF-8") from None
     out, tagged = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         text, sep, _ = line.partition("#")
         tagged += bool(sep)
         text = " ".join(text.split())
@@ -203,15 +218,20 @@ def write_dataset(
       meta: extra meta.json fields.
       extra_files: file name -> writer(path), written into the data set.
       progress: ``progress(done, total, label)`` after each item.
-      overwrite: replace a non-empty ``out_dir``.
+      overwrite: replace a non-empty ``out_dir``. Without it, ``out_dir`` may
+        only hold an earlier import of the same source by the same importer:
+        the import is built beside it and compared file by file; identical,
+        ``out_dir`` is left as it is (a re-run is not an error).
 
     Raises:
-      DataError: no item imported (the message names the first reasons).
+      DataError: no item imported (the message names the first reasons), or
+        ``out_dir`` is not empty and holds another data set (pass overwrite).
     """
     from mm_jax.motion.synth.storage import DatasetWriter
 
     out_dir = pathlib.Path(out_dir)
-    writer = DatasetWriter(out_dir)
+    stage = _reimport_stage(out_dir, report, overwrite)
+    writer = DatasetWriter(out_dir if stage is None else stage)
     try:
         for k, item in enumerate(items):
             report.clips_in += 1
@@ -232,12 +252,56 @@ def write_dataset(
         for name, write in (extra_files or {}).items():
             write(writer.tmp / name)
         writer.finish(dict(meta or {}, source=report.source, importer=report.importer,
-                           fps=30.0, import_report=result), overwrite=overwrite)
+                           fps=30.0, import_report=result), overwrite=overwrite or stage is not None)
     except BaseException:
         writer.abort()
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
         raise
+    if stage is not None:
+        _settle_reimport(stage, out_dir)
     log_summary(result)
     return result
+
+
+def _reimport_stage(out_dir: pathlib.Path, report: ImportReport, overwrite: bool) -> pathlib.Path | None:
+    """Where to build an import that may repeat the one in ``out_dir`` (None: build in place).
+
+    Raises:
+      DataError: ``out_dir`` is not empty, ``overwrite`` is false and it does
+        not hold an import of the same source by the same importer.
+    """
+    from mm_jax.motion.synth.storage import check_target
+
+    try:
+        check_target(out_dir, overwrite)
+        return None
+    except DataError:
+        try:
+            meta = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None
+        if not isinstance(meta, dict) or (meta.get("importer"), meta.get("source")) != (report.importer,
+                                                                                        report.source):
+            raise
+    return out_dir.parent / f".{out_dir.name}.reimport"
+
+
+def _settle_reimport(stage: pathlib.Path, out_dir: pathlib.Path) -> None:
+    """Keeps ``out_dir`` when ``stage`` holds the same files; else DataError (pass overwrite)."""
+    ours = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+    theirs = sorted(p.relative_to(out_dir) for p in out_dir.rglob("*") if p.is_file())
+    if ours != theirs:
+        differ = sorted(set(map(str, ours)) ^ set(map(str, theirs)))[:3]
+        why = f"files present in only one: {differ}"
+    else:
+        differ = [str(r) for r in ours if not filecmp.cmp(stage / r, out_dir / r, shallow=False)][:3]
+        why = f"these files differ: {differ}"
+    shutil.rmtree(stage, ignore_errors=True)
+    if differ:
+        raise DataError(f"{out_dir} is not empty and holds a different import of the same source ({why}); "
+                        "pass overwrite=True (--overwrite) to replace it, or choose another directory")
+    log.info("%s already holds this identical data set; re-import left it unchanged", out_dir)
 
 
 def _record(clip: Clip) -> dict:

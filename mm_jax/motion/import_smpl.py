@@ -39,15 +39,18 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import zipfile
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from mm_jax.errors import DataError
+from mm_jax.errors import DataError, ShapeError
 from mm_jax.motion import import_common as ic
 from mm_jax.motion import skeleton
 from mm_jax.motion.features import floor_shift
+from mm_jax.motion.loading import ZIP_MAGIC, read_npy
 from mm_jax.motion.retarget import resample, smpl_forward_kinematics
+from mm_jax.motion.validate import validate_features
 
 log = logging.getLogger(__name__)
 FPS = 30.0
@@ -89,14 +92,16 @@ def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
 def _arrays(path: pathlib.Path) -> dict:
     """The raw arrays of a clip: npz keys, or a folder's .npy files and fps.txt."""
     if path.is_dir():
-        out = {n: np.load(path / f"{n}.npy", allow_pickle=False)
-               for n in ("poses", "trans", "joints") if (path / f"{n}.npy").is_file()}
+        out = {n: read_npy(path / f"{n}.npy") for n in ("poses", "trans", "joints") if (path / f"{n}.npy").is_file()}
         if (path / "fps.txt").is_file():
             try:
                 out["fps"] = float((path / "fps.txt").read_text().strip())
             except ValueError:
                 raise ic.SkipClip("invalid", f"{path / 'fps.txt'}: not a number") from None
         return out
+    with open(path, "rb") as f:
+        if f.read(2) != ZIP_MAGIC:
+            raise ic.SkipClip("invalid", f"{path}: not a zip (.npz) archive (a .npy or another file renamed?)")
     with np.load(path, allow_pickle=False) as z:
         return {n: z[n] for n in ("poses", "trans", "joints", *_RATE_KEYS) if n in z.files}
 
@@ -106,12 +111,16 @@ def read_smpl(path: str | pathlib.Path, *, fps: float | None = None) -> SmplClip
     path = pathlib.Path(path)
     try:
         raw = _arrays(path)
-    except (OSError, ValueError, EOFError) as e:
-        raise ic.SkipClip("invalid", f"{path}: unreadable ({e})") from None
+    except DataError as e:  # SkipClip, and read_npy's FormatError naming the file
+        raise ic.SkipClip(getattr(e, "kind", "invalid"), str(e)) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ic.SkipClip("invalid", f"{path}: unreadable ({type(e).__name__}: {e})") from None
     if "poses" not in raw:
         raise ic.SkipClip("no poses", f"{path}: no 'poses' array (e.g. an AMASS shape.npz), not a motion")
     poses, trans = np.asarray(raw["poses"]), np.asarray(raw.get("trans", np.zeros(0)))
-    t = len(poses)
+    t = len(poses) if poses.ndim else 0
+    if t < 1:
+        raise ic.SkipClip("invalid", f"{path}: poses hold 0 frames (shape {poses.shape})")
     if poses.ndim != 2 or poses.shape[1] < 3 * NJ or poses.shape[1] % 3:
         raise ic.SkipClip("invalid", f"{path}: poses must be [T, 3K] with K >= {NJ} "
                                      f"(66/72/156/165 values), got {poses.shape}")
@@ -124,12 +133,19 @@ def read_smpl(path: str | pathlib.Path, *, fps: float | None = None) -> SmplClip
             raise ic.SkipClip("invalid", f"{path}: joints must be [{t}, >={NJ}, 3], got {joints.shape}")
         joints = joints[:, :NJ].astype(np.float64)
     stated = next((raw[k] for k in _RATE_KEYS if k in raw), None)
-    rate = fps if stated is None else float(np.asarray(stated))
+    try:
+        rate = fps if stated is None else float(np.asarray(stated))
+    except (TypeError, ValueError):
+        raise ic.SkipClip("invalid", f"{path}: frame rate {stated!r} is not a number") from None
     if rate is not None and not (np.isfinite(rate) and rate > 0):
         raise ic.SkipClip("invalid", f"{path}: frame rate {rate} is not a positive number")
-    arrays = [poses, trans] + ([joints] if joints is not None else [])
-    if any(a.dtype.kind not in "fiu" or not np.isfinite(a).all() for a in arrays):
-        raise ic.SkipClip("invalid", f"{path}: poses, trans and joints must be finite numbers")
+    for name in ("poses", "trans", "joints"):  # floating point and finite, as every motion input
+        if name in raw:
+            a = np.asarray(raw[name])
+            try:
+                validate_features(a.reshape(t, -1), name=f"{path}: {name}", width=a[0].size)
+            except (DataError, ShapeError) as e:
+                raise ic.SkipClip("invalid", str(e)) from None
     return SmplClip(poses[:, : 3 * NJ].reshape(t, NJ, 3).astype(np.float64), trans.astype(np.float64),
                     rate, joints)
 

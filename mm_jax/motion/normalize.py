@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from mm_jax.errors import ConfigError, DataError, FormatError, ShapeError
+from mm_jax.motion.validate import validate_features
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,7 @@ class Normalizer:
                 width = clip.shape[1]
             elif clip.shape[1] != width:
                 raise ShapeError(f"clip {i} has width {clip.shape[1]} but earlier clips have {width}")
-            if not np.all(np.isfinite(clip)):
-                frame, chan = np.argwhere(~np.isfinite(clip))[0]
-                raise DataError(f"clip {i} has a non-finite value at frame {frame}, channel {chan}")
+            validate_features(clip, name=f"clip {i}", min_frames=0, width=width)  # NaN/inf: DataError
             n = clip.shape[0]
             if n == 0:
                 continue

@@ -2,13 +2,22 @@
 
 Input: one clip's features ``[T, F]`` (numpy or jax) and a name for messages.
 Output: the array as numpy, or a named error: :class:`ShapeError` for a wrong
-rank, width or length, :class:`DataError` for NaN/inf. Every message starts
-with the item's name and states the bad value and what was expected.
+rank, width or length, :class:`DataError` for a dtype that is not floating
+point (integer, boolean, complex, object, text) or for NaN/inf. Every message
+starts with the item's name and states the bad value and what was expected.
+
+This is the one check of a feature array a user hands in (a ``.npy``, an
+imported clip, a data set sequence at evaluation or encoding): every such
+input path calls it, so the same data gets the same answer everywhere.
+Integer and boolean arrays are refused rather than converted: features are
+continuous values, and an integer array is almost always something else
+saved by mistake (token ids, indices, a mask).
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mm_jax.errors import DataError, ShapeError
@@ -46,9 +55,15 @@ def validate_features(
 
     Raises:
       ShapeError: rank != 2, F != width, T < min_frames or T > max_frames.
-      DataError: a NaN or inf value (first bad frame and channel named).
+      DataError: a dtype that is not floating point, or a NaN or inf value
+        (first bad frame and channel named).
     """
     arr = np.asarray(x)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):  # bfloat16 counts as floating
+        raise DataError(
+            f"{name}: features must be floating point (float16/32/64), got dtype {arr.dtype}; "
+            f"integer, boolean, complex or object arrays are not motion features"
+        )
     if arr.ndim != 2:
         raise ShapeError(
             f"{name}: features must be [T, {width}] (rank 2), got rank {arr.ndim} shape {arr.shape}"

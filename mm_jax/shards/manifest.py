@@ -63,6 +63,11 @@ def read_manifest(shards_dir: str | pathlib.Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise FormatError(f"{path} is not readable JSON: {e}") from None
+    if not isinstance(manifest, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(manifest), "a number")
+        raise FormatError(f"{path} holds {kind} ({str(manifest)[:40]}), not a JSON object; "
+                          f"expected the {FORMAT!r} manifest (rewrite the shards)")
     if manifest.get("format") != FORMAT or manifest.get("version") != MANIFEST_VERSION:
         raise FormatError(f"{path} has format {manifest.get('format')!r} "
                           f"version {manifest.get('version')!r}; "

@@ -35,11 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from mm_jax import configs
-from mm_jax.errors import CheckpointError, DataError, ShapeError
+from mm_jax.errors import CheckpointError, DataError, NonFiniteError, ShapeError
 from mm_jax.fsq import codebook_usage
 from mm_jax.motion import features as mfeat
 from mm_jax.motion.normalize import Normalizer
 from mm_jax.motion.synth.storage import FORMAT_VERSION as FEATURE_FORMAT
+from mm_jax.motion.validate import validate_features
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer import quality
@@ -221,10 +222,18 @@ def evaluate(
     Returns:
       mpjpe_mm, mpjpe_local_mm, accel_error_mm, jitter (reconstructions), jitter_gt,
       utilisation and perplexity of the codes, num_sequences.
+
+    Raises:
+      DataError, ShapeError: a sequence of the split that
+        :func:`~mm_jax.motion.validate.validate_features` refuses (NaN/inf,
+        not floating point, another width), named by its id.
     """
     offsets, lengths = data.spans(split)
+    ids = data.ids[data.resolve_split(split)]
     if max_sequences is not None:
-        offsets, lengths = offsets[:max_sequences], lengths[:max_sequences]
+        offsets, lengths, ids = offsets[:max_sequences], lengths[:max_sequences], ids[:max_sequences]
+    for o, n, seq_id in zip(offsets, lengths, ids):
+        validate_features(data.features[o : o + n], name=f"{data.source}: sequence {seq_id!r}", width=cfg.feature_dim)
     pad_to = padded_length(int(max(v.max() for v in data.lengths.values() if len(v))), cfg)
     sums = dict.fromkeys(("mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "jitter", "jitter_gt"), 0.0)
     all_ids = []
@@ -265,12 +274,22 @@ def evaluate_tokenizer(
 
     Returns:
       The metrics of :func:`evaluate` plus ``split`` (the split scored).
+
+    Raises:
+      DataError: a sequence holding NaN/inf (named by id), as :func:`evaluate`.
+      NonFiniteError: finite data gave a non-finite metric (the tokenizer's
+        parameters are not finite); never NaN in the returned JSON.
     """
     data = open_motion_data(data_dir, normalizer=tok.normalizer)
     used = data.resolve_split(split)
     if split is None and used != "test":
         log.info("%s has no test split; evaluating its %s split", data_dir, used)
-    return {"split": used, **evaluate(tok.params, tok.cfg, data, split=used, max_sequences=max_sequences)}
+    metrics = evaluate(tok.params, tok.cfg, data, split=used, max_sequences=max_sequences)
+    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+    if bad:
+        raise NonFiniteError(f"tokenizer (step {tok.step}) on {data_dir} ({used} split) gave non-finite {bad}: "
+                             "its parameters are not finite")
+    return {"split": used, **metrics}
 
 
 def encode_sequences(
