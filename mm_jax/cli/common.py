@@ -28,6 +28,19 @@ def progress_bar(desc: str, unit: str = "it") -> Iterator[Callable[[int, int], N
             bar.close()
 
 
+def require_positive(**flags: int | None) -> None:
+    """ConfigError naming the flag and value when a given count (``steps=args.steps``) is < 1.
+
+    A count of 0 or less would train nothing (or, through a falsy check, the
+    preset's default); None means the flag was not given.
+    """
+    from mm_jax.errors import ConfigError
+
+    for name, value in flags.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: must be a positive number of steps (>= 1)")
+
+
 def add_overrides(parser: argparse.ArgumentParser) -> None:
     """Adds the repeated ``--set key=value`` flag (typed config overrides)."""
     parser.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mm_jax.cli.common import add_overrides, progress_bar
+from mm_jax.cli.common import add_overrides, progress_bar, require_positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def _train(args: argparse.Namespace) -> int:
     from mm_jax.eval.evaluator import preset
     from mm_jax.eval.train import train_evaluator
 
+    require_positive(steps=args.steps)
     cfg = apply_overrides(preset(args.preset), args.overrides)
     with progress_bar("evaluator", unit="step") as bar:
         metrics = train_evaluator(cfg, args.data, args.out, steps=args.steps, progress=bar)

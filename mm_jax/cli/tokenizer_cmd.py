@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from mm_jax.cli.common import add_overrides, progress_bar
+from mm_jax.cli.common import add_overrides, progress_bar, require_positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +58,7 @@ def _configs(args: argparse.Namespace):
     from mm_jax.configs import apply_overrides, get_preset
     from mm_jax.tokenizer import PRESETS
 
+    require_positive(steps=args.steps)
     mcfg, tcfg = get_preset(PRESETS, args.preset)
     mcfg = apply_overrides(mcfg, getattr(args, "overrides", []))
     tcfg = apply_overrides(tcfg, getattr(args, "train_overrides", []))
@@ -97,8 +98,15 @@ def _encode(args: argparse.Namespace) -> int:
 def _ablate(args: argparse.Namespace) -> int:
     from mm_jax.tokenizer.ablation import run_ablation
 
+    from mm_jax.errors import ConfigError
+
     mcfg, tcfg = _configs(args)
-    levels = tuple(int(x) for x in args.levels.split(","))
+    try:
+        levels = tuple(int(x) for x in args.levels.split(","))
+    except ValueError:
+        raise ConfigError(f"--levels {args.levels!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not levels or min(levels) < 0:
+        raise ConfigError(f"--levels {args.levels!r}: wavelet levels must be >= 0")
     rows = run_ablation(mcfg, tcfg, args.data, args.out, levels=levels, hold=args.hold, runs_dir=args.runs,
                         progress_factory=progress_bar)
     for r in rows:

@@ -6,7 +6,7 @@ import argparse
 import json
 import pathlib
 
-from mm_jax.cli.common import add_overrides, progress_bar
+from mm_jax.cli.common import add_overrides, progress_bar, require_positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,12 +45,13 @@ def _train(args: argparse.Namespace) -> int:
     from mm_jax import train, trainer
     from mm_jax.trainer.config import with_shard_text_budget
 
+    require_positive(steps=args.steps, until=args.until)
     if args.coordinator:
         jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
     sets = list(args.overrides) + [f"shards_dir={args.shards}"]
     sets += [f"tokenizer_run={args.tokenizer}"] if args.tokenizer else []
-    sets += [f"train.steps={args.steps}"] if args.steps else []
+    sets += [f"train.steps={args.steps}"] if args.steps is not None else []
     exp = trainer.apply_overrides(trainer.preset(args.preset), sets)
     if not any("max_text_tokens" in o or "text.max_tokens" in o for o in args.overrides):
         exp = with_shard_text_budget(exp)

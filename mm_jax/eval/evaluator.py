@@ -96,6 +96,15 @@ class EvaluatorConfig:
             raise ConfigError(f"max_frames={self.max_frames} must divide by patch={self.patch}")
         if not self.temperature > 0:
             raise ConfigError(f"temperature={self.temperature!r} must be > 0")
+        if not self.learning_rate > 0:  # NaN fails too
+            raise ConfigError(f"EvaluatorConfig.learning_rate={self.learning_rate!r} must be > 0")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"EvaluatorConfig.weight_decay={self.weight_decay!r} must be >= 0")
+        if not self.negative_filter > -1:
+            raise ConfigError(f"EvaluatorConfig.negative_filter={self.negative_filter!r} must be > -1 "
+                              "(a caption similarity; -1 or less would mask every negative)")
+        if self.seed < 0:
+            raise ConfigError(f"EvaluatorConfig.seed={self.seed!r} must be >= 0")
 
 
 PRESETS: dict[str, EvaluatorConfig] = {

@@ -111,10 +111,23 @@ class TokenizerTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ConfigError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        # Every count is checked: 0 would train nothing, or divide by zero at the first log/val/checkpoint.
+        for name in ("steps", "batch_size", "log_every", "val_every", "val_batches", "ckpt_every",
+                     "keep_checkpoints"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"TokenizerTrainConfig.{name}={value!r} must be an int >= 1")
+        for name in ("warmup_steps", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"TokenizerTrainConfig.{name}={value!r} must be an int >= 0")
+        if not self.lr > 0:  # NaN fails too
+            raise ConfigError(f"TokenizerTrainConfig.lr={self.lr!r} must be > 0")
+        for name in ("weight_decay", "w_recon", "w_vel", "w_accel"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"TokenizerTrainConfig.{name}={getattr(self, name)!r} must be >= 0")
+        if not self.grad_clip > 0:  # clip_by_global_norm(0) would zero every update
+            raise ConfigError(f"TokenizerTrainConfig.grad_clip={self.grad_clip!r} must be > 0")
         if self.loss_type not in LOSS_TYPES:
             raise ConfigError(f"loss_type={self.loss_type!r} is not one of {LOSS_TYPES}")
 

@@ -86,8 +86,10 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.lr={self.lr!r} must be > 0")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"TrainConfig.min_lr_ratio={self.min_lr_ratio!r} must be in [0, 1]")
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:  # NaN fails too
             raise ConfigError(f"TrainConfig.weight_decay={self.weight_decay!r} must be >= 0")
+        if self.grad_clip != self.grad_clip:
+            raise ConfigError("TrainConfig.grad_clip=nan must be a number (<= 0 disables clipping)")
         if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0 and self.eps > 0):
             raise ConfigError(f"TrainConfig b1={self.b1}, b2={self.b2} must be in [0, 1) "
                               f"and eps={self.eps} > 0")
