@@ -81,8 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-verify", action="store_true")
     p.set_defaults(handler=_inspect)
 
-    p = dsub.add_parser("stats", help="print statistics of a dataset directory")
+    p = dsub.add_parser("stats", help="print statistics of a dataset directory (or compare two)")
     p.add_argument("data", metavar="DIR")
+    p.add_argument("--compare", metavar="OTHER", default=None,
+                   help="print per-slice mean/std ratios DIR / OTHER and motion figures of both")
+    p.add_argument("--motion", action="store_true", help="add per-slice moments and motion figures")
+    p.add_argument("--max-frames", type=int, default=500_000, help="read at most this many frames")
+    p.add_argument("--json", action="store_true", help="JSON output for --compare")
     p.set_defaults(handler=_stats)
 
 
