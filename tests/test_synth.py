@@ -19,7 +19,9 @@ from mm_jax.motion.synth import (
     PRESETS,
     PRIMITIVES,
     ZERO_SHOT_WORDS,
+    Body,
     SynthConfig,
+    body_offsets,
     dataset_statistics,
     draw,
     generator_vocabulary,
@@ -30,6 +32,7 @@ from mm_jax.motion.synth.captions import StepText, captions
 from mm_jax.motion.synth.compose import sample_sequence
 from mm_jax.motion.synth.heldout import HELDOUT_RE, combinations_in
 from mm_jax.motion.synth.pose import pose_segments
+from mm_jax.motion.synth.primitives import IN_PLACE, TRAVEL
 
 FPS = 30
 IDX = skeleton.JOINT_INDEX
@@ -58,20 +61,29 @@ def posed():
             "wave_left": _build("wave", side="left", reps=3, tempo=2.0),
             "wave_right": _build("wave", side="right", reps=3, tempo=2.0),
             "stretch_left": _build("stretch", direction="left", hold=1.0),
+            "calf_raise_3": _build("calf_raise", reps=3),
+            "stomp_left": _build("stomp", side="left", reps=2),
+            "twist_fast": _build("twist", reps=3, tempo="fast"),
+            "kneel_right": _build("kneel", side="right", hold=1.0),
+            "drink_right": _build("drink", side="right", hold=1.0),
         }
     )
+    bodies = [Body()] * len(cases)
     for i in range(8):  # composed sequences of the test data set, posed in the same batch (one compile)
         seq = draw(CFG, i)[0]
         cases[f"seq{i}"] = (seq, seq.segment)
+        bodies.append(seq.body)
+    cases["walk_tall"] = cases["walk_normal"]  # the same plan on a tall, long-legged body
+    bodies.append(Body(scale=1.1, legs=1.05, arms=0.97, torso=1.02, width=1.05))
     segs = [seg for _, seg in cases.values()]
-    out = pose_segments(segs, FPS, frames=448)
-    return {k: (p, seg, *res) for (k, (p, seg)), res in zip(cases.items(), out)}
+    out = pose_segments(segs, FPS, frames=448, bodies=bodies)
+    return {k: (p, seg, *res, b) for (k, (p, seg)), res, b in zip(cases.items(), out, bodies)}
 
 
 def test_at_least_24_primitives_each_finite_and_standing_at_both_ends(posed):
     assert len(PRIMITIVES) >= 24
     for name in PRIMITIVES:
-        _, seg, local, root, joints = posed[name]
+        _, seg, local, root, joints, _ = posed[name]
         assert np.isfinite(local).all() and np.isfinite(joints).all(), name
         ortho = np.abs(np.einsum("tjab,tjac->tjbc", local, local) - np.eye(3)).max()
         assert ortho < 1e-4, (name, ortho)
@@ -85,7 +97,7 @@ def _speed(root):
 
 def test_walk_and_run_speeds(posed):
     for key, lo, hi in (("walk_normal", 1.2, 1.5), ("run_normal", 2.7, 3.3)):
-        _, _, _, root, _ = posed[key]
+        _, _, _, root, _, _ = posed[key]
         v = _speed(root)
         cruise = v[len(v) // 3 : 2 * len(v) // 3].mean()
         assert lo <= cruise <= hi, (key, cruise)
@@ -95,14 +107,14 @@ def test_walk_and_run_speeds(posed):
 
 def test_turn_changes_heading_by_the_stated_angle(posed):
     for key, deg in (("turn_left_90", 90.0), ("turn_right_135", -135.0)):
-        _, _, local, root, _ = posed[key]
+        _, _, local, root, _, _ = posed[key]
         yaw = np.degrees(np.asarray(rotations.heading_yaw(local[:, 0])))
         assert abs((yaw[-1] - yaw[0]) - deg) < 5.0, (key, yaw[-1] - yaw[0])
         assert np.linalg.norm(root[-1, [0, 2]] - root[0, [0, 2]]) < 0.05  # in place
 
 
 def test_jump_leaves_the_ground(posed):
-    _, seg, _, root, joints = posed["jump_high"]
+    _, seg, _, root, joints, _ = posed["jump_high"]
     lowest = joints[:, FEET, 1].min(axis=1)
     assert lowest.max() > 0.15  # flight of 0.45 s: apex g T^2 / 8 = 0.25 m
     assert (~seg.contact.any(axis=1)).sum() >= 10
@@ -111,7 +123,7 @@ def test_jump_leaves_the_ground(posed):
 
 def test_wave_raises_the_named_hand_above_its_shoulder(posed):
     for side, other in (("left", "right"), ("right", "left")):
-        _, _, _, _, j = posed[f"wave_{side}"]
+        _, _, _, _, j, _ = posed[f"wave_{side}"]
         up = j[:, IDX[f"{side}_wrist"], 1] - j[:, IDX[f"{side}_shoulder"], 1]
         still = j[:, IDX[f"{other}_wrist"], 1] - j[:, IDX[f"{other}_shoulder"], 1]
         assert up.max() > 0.2 and still.max() < 0.0, side
@@ -121,15 +133,89 @@ def test_wave_raises_the_named_hand_above_its_shoulder(posed):
 
 
 def test_stretch_left_leans_towards_plus_x(posed):
-    _, _, _, _, j = posed["stretch_left"]
+    _, _, _, _, j, _ = posed["stretch_left"]
     lean = j[:, IDX["head"], 0] - j[:, IDX["pelvis"], 0]
     assert lean.max() > 0.1
 
 
+def _angle(u, v):
+    cos = np.sum(u * v, -1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _rot_deg(r):
+    return np.degrees(np.arccos(np.clip((np.trace(r, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)))
+
+
+def test_walking_bends_the_elbows_and_counter_rotates_the_chest(posed):
+    _, _, _, _, j, _ = posed["walk_normal"]
+    mid = slice(len(j) // 3, 2 * len(j) // 3)
+    for s in ("left", "right"):
+        sh, el, wr = (j[mid, IDX[f"{s}_{n}"]] for n in ("shoulder", "elbow", "wrist"))
+        flex = _angle(el - sh, wr - el)
+        assert flex.min() > 20 and flex.max() > 40, (s, flex.min(), flex.max())
+    shoulders = j[mid, IDX["left_shoulder"]] - j[mid, IDX["right_shoulder"]]
+    hips = j[mid, IDX["left_hip"]] - j[mid, IDX["right_hip"]]
+    twist = np.degrees(np.arctan2(shoulders[:, 2], shoulders[:, 0]) - np.arctan2(hips[:, 2], hips[:, 0]))
+    assert twist.max() - twist.min() > 8, twist  # the chest turns against the pelvis with each stride
+
+
+def test_toes_bend_flat_while_on_the_balls_of_the_feet(posed):
+    _, seg, local, _, j, _ = posed["calf_raise_3"]
+    up = seg.foot_pitch[:, 0] > 0.5
+    assert up.sum() > 10 and seg.contact[up].all()
+    toe = _rot_deg(local[:, IDX["left_foot"]])
+    assert np.abs(toe[up] - np.degrees(seg.foot_pitch[up, 0])).max() < 6, toe[up]  # toes flat on the floor
+    assert toe[0] < 1 and j[up][:, [IDX["left_ankle"], IDX["right_ankle"]], 1].min() > 0.11  # heels up
+
+
+def test_new_in_place_primitives_do_what_the_captions_say(posed):
+    _, _, _, _, j, _ = posed["stomp_left"]
+    assert j[:, IDX["left_ankle"], 1].max() > 0.3 and j[:, IDX["right_ankle"], 1].max() < 0.1
+    _, _, local, _, j, _ = posed["twist_fast"]
+    chest = np.degrees(np.asarray(rotations.heading_yaw(np.einsum(
+        "tab,tbc,tcd,tde->tae", local[:, 0], local[:, IDX["spine1"]], local[:, IDX["spine2"]],
+        local[:, IDX["spine3"]]))))
+    assert chest.max() > 20 and chest.min() < -20, (chest.min(), chest.max())
+    _, _, _, _, j, _ = posed["kneel_right"]
+    knee = j[:, IDX["right_knee"], 1]
+    assert 0.02 < knee.min() < 0.1 and j[:, :, 1].min() > -0.005  # close to the floor, nothing below the feet
+    _, _, _, _, j, _ = posed["drink_right"]
+    d = np.linalg.norm(j[:, IDX["right_wrist"]] - j[:, IDX["head"]], axis=-1)
+    assert d.min() < 0.2 and j[np.argmin(d), IDX["right_wrist"], 0] < 0  # the right hand at the mouth
+    _, _, _, _, j, _ = posed["toe_touch"]
+    assert j[:, [IDX["left_wrist"], IDX["right_wrist"]], 1].min() < 0.35
+
+
+def test_bodies_vary_and_fk_on_a_records_offsets_matches_its_joints(posed):
+    bodies = [draw(CFG, i)[0].body for i in range(20)]
+    scales = np.array([b.scale for b in bodies])
+    assert scales.std() > 0.02 and 0.94 < scales.mean() < 1.01  # mean pelvis a little below the SMPL one
+    assert len({b.legs for b in bodies}) > 10
+    assert np.array_equal(body_offsets({"id": "x"}), skeleton.OFFSETS)
+    assert np.array_equal(body_offsets({"body": bodies[0].to_record()}), bodies[0].offsets())
+    quiet = dataclasses.replace(CFG, body_variation=0.0)
+    assert all(draw(quiet, i)[0].body == Body() for i in range(5))
+    _, _, local, root, joints, body = posed["walk_tall"]
+    _, fk = skeleton.forward_kinematics(local, root, body.offsets())
+    np.testing.assert_allclose(np.asarray(fk), joints, atol=1e-5)
+    _, fk0 = skeleton.forward_kinematics(local, root)
+    assert np.abs(np.asarray(fk0) - joints).max() > 0.05  # the neutral skeleton would not fit
+    assert root[0, 1] > posed["walk_normal"][3][0, 1] + 0.05  # a taller pelvis on longer legs
+
+
+def test_in_place_share_sets_the_mix():
+    assert set(IN_PLACE) | set(TRAVEL) == set(PRIMITIVES) and not set(IN_PLACE) & set(TRAVEL)
+    for share, allowed in ((1.0, set(IN_PLACE)), (0.0, set(TRAVEL))):
+        cfg = dataclasses.replace(CFG, in_place_share=share, heldout_rate=0.0)
+        names = {s.name for i in range(30) for s in draw(cfg, i)[0].steps}
+        assert names <= allowed | {"stand"}, names - allowed
+
+
 def test_physics_bones_feet_root_and_skating(posed):
-    for key, (_, seg, _, root, joints) in posed.items():
+    for key, (_, seg, _, root, joints, body) in posed.items():
         bones = np.linalg.norm(joints[:, 1:] - joints[:, list(skeleton.PARENTS[1:])], axis=-1)
-        assert np.abs(bones - skeleton.bone_lengths()).max() < 1e-5, key
+        assert np.abs(bones - skeleton.bone_lengths(body.offsets())).max() < 1e-5, key  # the clip's own skeleton
         lowest = joints[:, FEET, 1].min(axis=1)
         standing = seg.contact.any(axis=1)
         assert np.abs(lowest[standing]).max() < 0.01, key  # a planted foot touches the ground
@@ -143,7 +229,7 @@ def test_physics_bones_feet_root_and_skating(posed):
 
 def test_composed_sequences_are_continuous_and_grounded(posed):
     for i in range(8):
-        seq, _, local, root, joints = posed[f"seq{i}"]
+        seq, _, local, root, joints, _ = posed[f"seq{i}"]
         assert CFG.min_frames <= seq.segment.frames <= CFG.max_frames
         assert np.linalg.norm(np.diff(root, axis=0), axis=-1).max() < 0.2
         assert np.linalg.norm(np.diff(joints, axis=0), axis=-1).max() < 0.4
@@ -246,8 +332,9 @@ def test_format_loads_back_and_matches_the_motion(written, posed):
     assert rec["id"] == "synth-000003" and len(rec["captions"]) >= 3 and rec["primitives"]
     feats = np.asarray(ds.sequence("synth-000003"))
     assert feats.shape == (rec["length"], 272) and np.isfinite(feats).all()
-    _, _, local, root_pos, _ = posed["seq3"]
-    expect = np.asarray(mfeat.features_from_motion(local, root_pos))
+    _, _, local, root_pos, _, body = posed["seq3"]
+    assert rec["body"] == body.to_record()
+    expect = np.asarray(mfeat.features_from_motion(local, root_pos, body_offsets(rec)))
     np.testing.assert_allclose(feats, expect, atol=1e-4)
     train = np.concatenate([ds.sequence(i) for i in ds.ids("train")])
     np.testing.assert_allclose(ds.normalizer.mean, train.mean(0), atol=1e-4)

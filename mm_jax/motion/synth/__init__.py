@@ -1,10 +1,12 @@
 """The embedded default data: a procedural motion-caption generator (stage: synthetic data).
 
-Motions are built from 33 whole-body action primitives (walk, run, jump,
-kick, wave, ...) driven by joint rotations through forward kinematics, with
-planted feet solved by analytic leg IK, composed into sequences of 1-4 steps
-and captioned with several natural paraphrases each. See
-docs/data_format.md for the on-disk format and the held-out lists.
+Motions are built from 47 whole-body action primitives (walk, run, jump,
+kick, wave, twist, stomp, ...) driven by joint rotations through forward
+kinematics, with planted feet solved by analytic leg IK, composed into
+sequences of 1-4 steps (mostly in place, ``SynthConfig.in_place_share``),
+posed on a per-sequence body (bone lengths, :mod:`body`) and captioned with
+several natural paraphrases each. See docs/data_format.md for the on-disk
+format and the held-out lists.
 
 Public API:
   SynthConfig, PRESETS                       the generator's config
@@ -14,8 +16,10 @@ Public API:
   DatasetWriter                              stream any motion-caption data into the same format
   PRIMITIVES, HELDOUT_COMBINATIONS, HELDOUT_PHRASES, ZERO_SHOT_WORDS, generator_vocabulary()
   draw(cfg, index), motion_of(cfg, index)    one sequence (plan, split, captions) / its posed motion
+  body_offsets(record) -> [22, 3]            a record's skeleton (SMPL neutral without a "body" key)
 """
 
+from mm_jax.motion.synth.body import Body, body_offsets
 from mm_jax.motion.synth.captions import generator_vocabulary
 from mm_jax.motion.synth.config import PRESETS, SynthConfig
 from mm_jax.motion.synth.dataset import DatasetInfo, dataset_statistics, draw, synthesize
@@ -26,9 +30,12 @@ from mm_jax.motion.synth.storage import Dataset, DatasetWriter, load_dataset
 
 
 def motion_of(cfg: SynthConfig, index: int):
-    """(local_rot [T,22,3,3], root_pos [T,3], joints [T,22,3]) of sequence ``index`` of ``cfg``'s data set."""
+    """(local_rot [T,22,3,3], root_pos [T,3], joints [T,22,3]) of sequence ``index`` of ``cfg``'s data set.
+
+    Posed on the sequence's own body (its offsets: ``draw(cfg, index)[0].body.offsets()``).
+    """
     seq, _, _ = draw(cfg, index)
-    return pose_segment(seq.segment, cfg.fps)
+    return pose_segment(seq.segment, cfg.fps, seq.body)
 
 
 __all__ = [
@@ -47,4 +54,6 @@ __all__ = [
     "HELDOUT_PHRASES",
     "ZERO_SHOT_WORDS",
     "generator_vocabulary",
+    "Body",
+    "body_offsets",
 ]

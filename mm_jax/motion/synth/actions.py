@@ -39,7 +39,7 @@ def _side(rng) -> str:
     return str(rng.choice(["left", "right"]))
 
 
-def _body(frames: int, keys: list, fps: float, arm_keys: list | None = None) -> Segment:
+def keyed_body(frames: int, keys: list, fps: float, arm_keys: list | None = None) -> Segment:
     """A standing segment with keyed pelvis (z shift, height, pitch), spine pitch and arms.
 
     keys: [(time s, (dz, height, pelvis pitch, spine pitch per joint))].
@@ -72,7 +72,7 @@ def build_squat(p, fps):
         t = 0.2 + r * rep
         keys += [(t + 0.5 * rep, (back, low, pitch, 0.1)), (t + rep, (0, STAND_HEIGHT, 0, 0))]
         arms += [(t + 0.5 * rep, _ARMS_FORWARD), (t + rep, NEUTRAL_ARM)]
-    return _body(int((0.5 + p["reps"] * rep) * fps), keys, fps, arms)
+    return keyed_body(int((0.5 + p["reps"] * rep) * fps), keys, fps, arms)
 
 
 def sample_sit(rng):
@@ -91,7 +91,7 @@ def build_sit(p, fps):
         (2.7 + h, (0, STAND_HEIGHT, 0, 0)),
     ]
     arms = [(0.4, NEUTRAL_ARM), (1.4, _ARMS_THIGHS), (1.4 + h, _ARMS_THIGHS), (2.6 + h, NEUTRAL_ARM)]
-    return _body(int((3.0 + h) * fps), keys, fps, arms)
+    return keyed_body(int((3.0 + h) * fps), keys, fps, arms)
 
 
 def sample_crouch(rng):
@@ -107,7 +107,7 @@ def build_crouch(p, fps):
         (1.9 + h, (0, STAND_HEIGHT, 0, 0)),
     ]
     arms = [(0.2, NEUTRAL_ARM), (1.0, _ARMS_LOW), (1.0 + h, _ARMS_LOW), (1.9 + h, NEUTRAL_ARM)]
-    seg = _body(int((2.2 + h) * fps), keys, fps, arms)
+    seg = keyed_body(int((2.2 + h) * fps), keys, fps, arms)
     euler = seg.euler.copy()
     euler[:, NECK, 2] -= 0.6 * keyed(
         seg.frames, [(0.2 * fps, 0.0), (1.0 * fps, 1.0), ((1.0 + h) * fps, 1.0), ((1.9 + h) * fps, 0.0)]
@@ -126,7 +126,7 @@ def build_bow(p, fps):
     keys = [(0.2, (0, STAND_HEIGHT, 0, 0)), (0.9, down), (0.9 + h, down), (1.7 + h, (0, STAND_HEIGHT, 0, 0))]
     hang = NEUTRAL_ARM + np.array([[0, 0, 0], [0, -bend, 0], [0, 0, 0], [0, 0, 0]])
     arms = [(0.2, NEUTRAL_ARM), (0.9, hang), (0.9 + h, hang), (1.7 + h, NEUTRAL_ARM)]
-    return _body(int((2.0 + h) * fps), keys, fps, arms)
+    return keyed_body(int((2.0 + h) * fps), keys, fps, arms)
 
 
 def _lift_foot(
@@ -214,7 +214,7 @@ def build_lunge(p, fps):
         ]
     stances[s].append(planted(s, (0.0, 0.0), 0.0, start, frames - 1))
     ankle, fyaw, fpitch, contact = feet_tracks(stances, frames, 0.1)
-    seg = _body(frames, keys, fps)
+    seg = keyed_body(frames, keys, fps)
     return seg.replace(ankle=ankle, foot_yaw=fyaw, foot_pitch=fpitch, contact=contact)
 
 

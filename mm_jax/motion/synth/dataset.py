@@ -31,7 +31,7 @@ from mm_jax.motion.synth.primitives import PRIMITIVES
 from mm_jax.motion.synth.storage import Dataset, DatasetWriter, check_target, load_dataset
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 Progress = Callable[[int, int], None]
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -80,6 +80,8 @@ def draw(cfg: SynthConfig, index: int) -> tuple[Sequence, str, list[str]]:
         max_primitives=cfg.max_primitives,
         overlay_rate=cfg.overlay_rate,
         heldout_rate=cfg.heldout_rate,
+        in_place_share=cfg.in_place_share,
+        body_variation=cfg.body_variation,
     )
     split = heldout.assign_split(rng, seq.heldout, cfg.val_fraction, cfg.test_fraction)
     texts = [StepText(s.name, s.params, f, s.gesture) for s, f in zip(seq.steps, seq.facts)]
@@ -107,6 +109,7 @@ def _record(index: int, seq: Sequence, split: str, caps: list[str]) -> dict:
         "split": split,
         "heldout": seq.heldout,
         "primitives": steps,
+        "body": seq.body.to_record(),
     }
 
 
@@ -179,7 +182,7 @@ def synthesize(
         for start in range(0, cfg.num, cfg.batch_size):
             idx = list(range(start, min(start + cfg.batch_size, cfg.num)))
             drawn = [draw(cfg, i) for i in idx]
-            plans = [plan_arrays(seq.segment, cfg.fps, frames) for seq, _, _ in drawn]
+            plans = [plan_arrays(seq.segment, cfg.fps, frames, seq.body) for seq, _, _ in drawn]
             plans += [plans[0]] * (cfg.batch_size - len(plans))  # keep one compiled shape
             feats = np.asarray(features_batch(stack_plans(plans)))
             for b, (i, (seq, split, caps)) in enumerate(zip(idx, drawn)):

@@ -5,7 +5,9 @@ is planted its toe (the SMPL ``*_foot`` joint) stays fixed on the ground, so a
 planted foot does not skate; near the end of a stance the heel may rise
 (pitch about the toe, as in toe-off). Between two stances the foot swings:
 the ankle follows a minimum-jerk path from lift-off to landing plus a
-``sin(pi u)`` lift. The leg rotations that realise these targets come from
+``sin(pi u)`` lift, and the foot flexes up by ``dorsiflex sin(pi u)`` on the
+way (toes clear the ground; a negative value points the foot, as in a jump's
+flight). The leg rotations that realise these targets come from
 the analytic IK in :mod:`mm_jax.motion.synth.pose`.
 
 :func:`gait` turns a root trajectory and a step schedule into stances: each
@@ -47,17 +49,23 @@ class Stance:
     heel_time: float = 0.0
 
 
-def _toe_pivot(side: int, x: float, z: float, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-    """Ankle positions [T, 3] of a foot whose toe is fixed, for pitch [T] and yaw [T]."""
+def toe_pivot(side: int, x: float, z: float, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """Ankle positions [T, 3] of a foot whose toe is fixed, for pitch [T] and yaw [T].
+
+    The toe sits at the flat foot's toe, ``(x, z) + yaw(TOE_OFFSET)``; the ankle is
+    the toe minus the pitched offset ``R_x(pitch) TOE_OFFSET`` turned by the yaw. The
+    lateral parts cancel, leaving ``(x, z) + yaw((0, oz - rz))`` on the ground and
+    ``-ry`` in height.
+    """
     oy, oz = TOE_OFFSET[side, 1], TOE_OFFSET[side, 2]
-    ox = TOE_OFFSET[side, 0]
-    toe_xz = np.array([x, z]) + rotate_xz(np.array([ox, oz]), np.asarray(yaw))
+    yaw, pitch = np.broadcast_arrays(np.asarray(yaw, np.float64), np.asarray(pitch, np.float64))
     c, s = np.cos(pitch), np.sin(pitch)
-    # R_x(pitch) applied to the toe offset (y, z components).
-    ry, rz = c * oy - s * oz, s * oy + c * oz
-    off_xz = rotate_xz(np.stack([np.full_like(ry, ox), rz], -1), yaw)
-    ank_xz = toe_xz - off_xz
-    return np.stack([ank_xz[..., 0], -ry, ank_xz[..., 1]], -1)
+    d = oz - (s * oy + c * oz)  # R_x(pitch) applied to the toe offset: (y, z) = (c oy - s oz, s oy + c oz)
+    out = np.empty(yaw.shape + (3,))
+    out[..., 0] = x + np.sin(yaw) * d
+    out[..., 1] = -(c * oy - s * oz)
+    out[..., 2] = z + np.cos(yaw) * d
+    return out
 
 
 def _stance_pitch(st: Stance, t: np.ndarray) -> np.ndarray:
@@ -68,7 +76,7 @@ def _stance_pitch(st: Stance, t: np.ndarray) -> np.ndarray:
 
 
 def foot_track(
-    stances: list[Stance], frames: int, side: int, swing_height: float | list[float]
+    stances: list[Stance], frames: int, side: int, swing_height: float | list[float], dorsiflex: float = 0.2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ankle targets of one foot.
 
@@ -78,6 +86,7 @@ def foot_track(
       frames: T.
       side: 0 left, 1 right.
       swing_height: lift (metres) of each swing, or one value for all.
+      dorsiflex: peak upward flex of the foot mid-swing (radians; negative points it).
 
     Returns:
       (ankle [T, 3], yaw [T], pitch [T], contact [T] bool).
@@ -92,7 +101,7 @@ def foot_track(
     for k, st in enumerate(stances):
         m = (t >= st.start) & (t <= st.end)
         p = _stance_pitch(st, t[m])
-        ankle[m] = _toe_pivot(side, st.x, st.z, np.full(p.shape, st.yaw), p)
+        ankle[m] = toe_pivot(side, st.x, st.z, np.full(p.shape, st.yaw), p)
         yaw[m], pitch[m], contact[m] = st.yaw, p, True
         if k + 1 == len(stances):
             break
@@ -102,22 +111,23 @@ def foot_track(
             continue
         u = (t[m] - st.end) / (nxt.start - st.end)
         w = u * u * (3.0 - 2.0 * u)  # cubic ease: peak foot speed 1.5x the mean
-        a = _toe_pivot(side, st.x, st.z, np.array([st.yaw]), np.array([st.pitch + st.heel_rise]))[0]
-        b = _toe_pivot(side, nxt.x, nxt.z, np.array([nxt.yaw]), np.array([nxt.pitch]))[0]
+        a = toe_pivot(side, st.x, st.z, np.array([st.yaw]), np.array([st.pitch + st.heel_rise]))[0]
+        b = toe_pivot(side, nxt.x, nxt.z, np.array([nxt.yaw]), np.array([nxt.pitch]))[0]
         ankle[m] = a + (b - a) * w[:, None]
         ankle[m, 1] += heights[k] * np.sin(np.pi * u)
         dyaw = np.arctan2(np.sin(nxt.yaw - st.yaw), np.cos(nxt.yaw - st.yaw))
         yaw[m] = st.yaw + dyaw * w
-        pitch[m] = (st.pitch + st.heel_rise) * (1 - w) + nxt.pitch * w
+        pitch[m] = (st.pitch + st.heel_rise) * (1 - w) + nxt.pitch * w - dorsiflex * np.sin(np.pi * u)
     return ankle, yaw, pitch, contact
 
 
 def feet_tracks(
-    stances: tuple[list[Stance], list[Stance]], frames: int, swing_height: float | tuple = 0.1
+    stances: tuple[list[Stance], list[Stance]], frames: int, swing_height: float | tuple = 0.1,
+    dorsiflex: float = 0.2,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Both feet: (ankle [T, 2, 3], yaw [T, 2], pitch [T, 2], contact [T, 2])."""
     hs = swing_height if isinstance(swing_height, tuple) else (swing_height, swing_height)
-    out = [foot_track(stances[s], frames, s, hs[s]) for s in (0, 1)]
+    out = [foot_track(stances[s], frames, s, hs[s], dorsiflex) for s in (0, 1)]
     return tuple(np.stack([o[i] for o in out], axis=1) for i in range(4))  # type: ignore[return-value]
 
 

@@ -1,4 +1,5 @@
-"""Upper-body gestures: wave, raise arms, clap, arm circles, look, point (stage: synthetic data).
+"""Upper-body gestures: wave, raise arms, clap, arm circles, look, point, drink, cross arms, talk,
+hands on hips, arm swings (stage: synthetic data).
 
 A gesture drives a subset of the upper-body joints. :func:`gesture_track`
 returns ZYX Euler angles ``[T, 22, 3]`` plus a joint mask ``[22]``; it is used
@@ -7,7 +8,9 @@ locomotion segment ("walks forward while waving", :func:`overlay`). Arm poses
 are written for the left arm and mirrored for the right (see
 :mod:`mm_jax.motion.synth.plan`); the key poses were placed by checking joint
 positions with forward kinematics (e.g. the waving hand is ~0.3 m above its
-shoulder, clapping hands meet ~5 cm from the midline).
+shoulder, clapping hands meet ~5 cm from the midline, the drinking hand's
+wrist is ~9 cm below and ~14 cm in front of the head joint, crossed forearms
+lie level ~25 cm below the shoulders with the wrists ~8 cm past the midline).
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ GUARD = np.array([[0, 0, 0], [-1.4, -0.8, 0.4], [0, -2.0, 0], [0, 0, 0]], np.flo
 PUNCH = np.array([[0, 0, 0], [-0.2, -1.45, 0.3], [0, -0.05, 0], [0, 0, 0]], np.float64)
 POINT = np.array([[0, 0, 0], [-0.05, -1.4, 0], [0, -0.05, 0], [0, 0.3, 0]], np.float64)
 RAISE_POSES = {"up": OVERHEAD, "forward": FORWARD, "sideways": SIDEWAYS}
+DRINK = np.array([[0, 0, 0], [-1.3, -1.1, 0.6], [0, -2.1, 0], [0, 0.3, 0]], np.float64)
+CROSS_TOP = np.array([[0, 0, 0], [-1.8, -0.7, 1.5], [0, -1.3, 0], [0, 0, 0]], np.float64)
+CROSS_UNDER = np.array([[0, 0, 0], [-1.8, -0.6, 1.6], [0, -1.2, 0], [0, 0, 0]], np.float64)
+TALK = np.array([[0, 0, 0], [-1.3, -0.45, 0.3], [0, -1.35, 0], [0, 0, 0]], np.float64)
+HIPS = np.array([[0, 0, 0], [-1.2, 0.1, 1.1], [0, -1.1, 0], [0, 0.4, 0]], np.float64)  # wrist at the waist
+SWING_OPEN = np.array([[0, 0, 0], [-0.05, 0.3, 0], [0, -0.1, 0], [0, 0, 0]], np.float64)
+SWING_SHUT = np.array([[0, 0, 0], [-0.2, -1.95, 0], [0, -0.25, 0], [0, 0, 0]], np.float64)  # across the chest
 
 ARMS = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
 
@@ -140,6 +150,61 @@ def look(p: dict, fps: float, frames: int | None = None):
     return euler, _mask((), (HEAD, NECK, SPINE[2]))
 
 
+def drink(p: dict, fps: float, frames: int | None = None):
+    """Brings the ``side`` hand to the mouth and tips the head back a little, ``hold`` seconds."""
+    n = _frames(p, fps, frames, 1.4 + p["hold"])
+    arm = _arm_motion(n, fps, DRINK, rise=0.6)
+    r = 0.6 * fps
+    w = keyed(n, [(0, 0.0), (r, 0.0), (r + 0.3 * fps, 1.0), (n - 1 - r, 1.0), (n - 1, 0.0)])
+    euler, mask = _track(n, {p["side"]: arm}, (NECK, HEAD))
+    euler[:, NECK, 2] -= 0.12 * w
+    euler[:, HEAD, 2] -= 0.2 * w
+    return euler, mask
+
+
+def cross_arms(p: dict, fps: float, frames: int | None = None):
+    """Folds both arms across the chest (left forearm on top) for ``hold`` seconds."""
+    n = _frames(p, fps, frames, 1.4 + p["hold"])
+    return _track(n, {"left": _arm_motion(n, fps, CROSS_TOP, rise=0.6),
+                      "right": _arm_motion(n, fps, CROSS_UNDER, rise=0.6)})
+
+
+def talk(p: dict, fps: float, frames: int | None = None):
+    """Forearms up in front, hands moving in small out-of-phase beats as if explaining something."""
+    n = _frames(p, fps, frames, 1.2 + p["hold"])
+    t = np.arange(n) / fps
+    arms = {}
+    for side, f, ph in (("left", 1.3, 0.0), ("right", 1.7, 1.9)):
+        osc = np.zeros((n, 4, 3))
+        osc[:, 1, 1] = 0.18 * np.sin(2 * np.pi * f * t + ph)
+        osc[:, 1, 2] = 0.25 * np.sin(2 * np.pi * 0.6 * f * t + 2 * ph)
+        osc[:, 2, 1] = 0.3 * np.sin(2 * np.pi * 0.8 * f * t + ph + 1.0)
+        osc[:, 3, 2] = 0.5 * np.sin(2 * np.pi * f * t + ph + 0.5)
+        arms[side] = _arm_motion(n, fps, TALK, osc, rise=0.5)
+    euler, mask = _track(n, arms, (HEAD,))
+    euler[:, HEAD, 2] += 0.06 * np.sin(2 * np.pi * 1.1 * t) * envelope(n, 0.5 * fps)
+    return euler, mask
+
+
+def hands_on_hips(p: dict, fps: float, frames: int | None = None):
+    """Puts both hands on the hips, elbows out, for ``hold`` seconds."""
+    n = _frames(p, fps, frames, 1.2 + p["hold"])
+    arm = _arm_motion(n, fps, HIPS, rise=0.5)
+    return _track(n, {"left": arm, "right": arm})
+
+
+def arm_swing(p: dict, fps: float, frames: int | None = None):
+    """Swings both straight arms open wide and across the chest ``reps`` times (a warm-up)."""
+    n = _frames(p, fps, frames, 1.0 + p["reps"] / p["tempo"])
+    t = np.arange(n) / fps
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * p["tempo"] * np.clip(t - 0.5, 0, None))  # 1: crossed
+    arms = {}
+    for side, drop in (("left", 0.0), ("right", -0.15)):  # the right arm passes under the left
+        shut = SWING_SHUT + np.array([[0, 0, 0], [drop, 0, 0], [0, 0, 0], [0, 0, 0]])
+        arms[side] = _arm_motion(n, fps, SWING_OPEN, (shut - SWING_OPEN)[None] * w[:, None, None], rise=0.5)
+    return _track(n, arms)
+
+
 GESTURES: dict[str, Callable] = {
     "wave": wave,
     "raise_arms": raise_arms,
@@ -147,6 +212,11 @@ GESTURES: dict[str, Callable] = {
     "arm_circles": arm_circles,
     "point": point,
     "look": look,
+    "drink": drink,
+    "cross_arms": cross_arms,
+    "talk": talk,
+    "hands_on_hips": hands_on_hips,
+    "arm_swing": arm_swing,
 }
 
 

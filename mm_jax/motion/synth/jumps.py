@@ -87,7 +87,8 @@ def jumps(
     for fl in flights:
         heights.append(0.8 * 9.81 * fl**2 / 8 + 0.05)
     ankle, fyaw, fpitch, contact = feet_tracks(
-        stances, frames, (list(heights) if 0 in feet else 0.0, list(heights) if 1 in feet else 0.0)
+        stances, frames, (list(heights) if 0 in feet else 0.0, list(heights) if 1 in feet else 0.0),
+        dorsiflex=-0.35,
     )
     seg = Segment(
         root_xz=root,

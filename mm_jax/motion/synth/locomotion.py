@@ -6,7 +6,9 @@ travels in a body-frame direction at ``speed`` while the heading turns by
 (``cadence`` steps/s, ``duty`` = planted fraction of a stride) with footholds
 placed under the hips (:func:`mm_jax.motion.synth.feet.gait`), so planted
 feet stay fixed on the ground. Arms swing opposite to the legs, driven by the
-feet's fore-aft separation. Every segment starts and ends standing.
+feet's fore-aft separation, with the elbows bent (more on the forward swing);
+the pelvis turns with the leading leg and the chest counter-rotates. Every
+segment starts and ends standing.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Gait:
     height: float = STAND_HEIGHT  # desired pelvis height while moving
     lean: float = 0.05  # forward pitch of the pelvis + spine, radians
     arm_gain: float = 0.6  # arm swing (rad) per metre of foot separation
-    elbow: float = -0.35  # elbow flexion while moving (left convention)
+    elbow: float = -0.6  # elbow flexion while moving (left convention)
+    twist: float = 0.25  # pelvis yaw (rad) per metre of foot separation; the chest turns back twice as far
     width: float = 0.0  # extra lateral spread of the feet
     pitch: float = 0.0  # constant heel lift while planted (tiptoes)
 
@@ -98,14 +101,17 @@ def stepping(
     schedule: list[tuple[int, float, float]],
     gait: Gait,
     active: np.ndarray,
+    lifts: tuple[list[float], list[float]] | None = None,
 ) -> Segment:
     """A stepping segment for a given root path root [T, 2], yaw [T] and step schedule.
 
-    ``active`` [T] in [0, 1] fades the gait's posture (height, lean, elbows) in and out.
+    ``active`` [T] in [0, 1] fades the gait's posture (height, lean, elbows) in and out;
+    ``lifts`` (per foot, one per swing) overrides ``gait.swing_height``.
     """
     frames = root.shape[0]
     stances = feetlib.gait(root, yaw, schedule, width=gait.width, heel_rise=gait.heel_rise, pitch=gait.pitch)
-    ankle, foot_yaw, foot_pitch, contact = feetlib.feet_tracks(stances, frames, gait.swing_height)
+    swing = gait.swing_height if lifts is None else (list(lifts[0]), list(lifts[1]))
+    ankle, foot_yaw, foot_pitch, contact = feetlib.feet_tracks(stances, frames, swing)
     euler = neutral_euler(frames)
     lean = gait.lean * active
     tilt = np.zeros((frames, 3))
@@ -113,7 +119,12 @@ def stepping(
     for j in SPINE:
         euler[:, j, 2] += 0.2 * lean
     euler[:, NECK, 2] -= 0.3 * lean
-    _swing_arms(euler, ankle, yaw, gait, active)
+    d = _lead(ankle, yaw)
+    _swing_arms(euler, d, gait, active)
+    turn = np.clip(gait.twist * d, -0.15, 0.15)  # the left foot ahead turns the pelvis right
+    tilt[:, 1] = -turn
+    for j in SPINE:
+        euler[:, j, 1] += 2.0 * turn / len(SPINE)
     height = STAND_HEIGHT + (gait.height - STAND_HEIGHT) * active
     return Segment(
         root_xz=root,
@@ -128,16 +139,18 @@ def stepping(
     )
 
 
-def _swing_arms(
-    euler: np.ndarray, ankle: np.ndarray, yaw: np.ndarray, gait: Gait, active: np.ndarray
-) -> None:
-    """Arm swing opposite to the legs, proportional to the feet's fore-aft separation."""
+def _lead(ankle: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """[T] fore-aft separation of the feet along the heading (metres, > 0: left foot ahead)."""
     sep = ankle[:, 0, [0, 2]] - ankle[:, 1, [0, 2]]
     fwd = np.stack([np.sin(yaw), np.cos(yaw)], -1)
-    d = np.sum(sep * fwd, axis=-1)  # > 0: left foot ahead
+    return np.sum(sep * fwd, axis=-1)
+
+
+def _swing_arms(euler: np.ndarray, d: np.ndarray, gait: Gait, active: np.ndarray) -> None:
+    """Arm swing opposite to the legs, proportional to the feet's fore-aft separation d [T]."""
     swing = np.clip(gait.arm_gain * d, -0.9, 0.9)
     for side, sign in (("left", 1.0), ("right", -1.0)):
         arm = get_arm(euler, side).copy()
         arm[:, 1, 1] += sign * swing  # left arm forward (negative) when the right foot leads
-        arm[:, 2, 1] += (gait.elbow - arm[:, 2, 1]) * active + np.minimum(sign * swing, 0.0) * 0.3
+        arm[:, 2, 1] += (gait.elbow - arm[:, 2, 1]) * active + np.minimum(sign * swing, 0.0) * 0.6
         set_arm(euler, side, arm)

@@ -17,12 +17,12 @@ from mm_jax.motion.synth.plan import HEAD, NECK, SPINE, Segment, bump, envelope,
 
 WALK_SPEEDS = {"slow": (0.8, 1.05), "normal": (1.2, 1.5), "fast": (1.65, 1.95)}
 RUN_SPEEDS = {"normal": (2.8, 3.4), "fast": (3.8, 4.5)}
-WALK = loco.Gait(cadence=2.0, duty=0.6, swing_height=0.08, height=0.93)
+WALK = loco.Gait(cadence=2.0, duty=0.6, swing_height=0.14, height=0.93)
 JOG = loco.Gait(
-    cadence=2.6, duty=0.45, swing_height=0.13, height=0.91, lean=0.12, elbow=-1.3, arm_gain=0.7, heel_rise=0.6
+    cadence=2.6, duty=0.45, swing_height=0.2, height=0.91, lean=0.12, elbow=-1.3, arm_gain=0.7, heel_rise=0.6
 )
 RUN = loco.Gait(
-    cadence=2.9, duty=0.36, swing_height=0.2, height=0.90, lean=0.22, elbow=-1.45, arm_gain=0.6, heel_rise=0.7
+    cadence=2.9, duty=0.36, swing_height=0.3, height=0.90, lean=0.22, elbow=-1.45, arm_gain=0.6, heel_rise=0.7
 )
 
 
@@ -50,7 +50,7 @@ def sample_walk(rng):
     return {
         "pace": pace,
         "speed": _f(rng.uniform(*WALK_SPEEDS[pace])),
-        "steps": int(rng.integers(4, 13)),
+        "steps": int(rng.integers(3, 11)),
         **_curve(rng),
     }
 
@@ -63,7 +63,7 @@ def build_walk(p, fps):
 
 
 def sample_jog(rng):
-    return {"speed": _f(rng.uniform(1.9, 2.5)), "steps": int(rng.integers(6, 15)), **_curve(rng)}
+    return {"speed": _f(rng.uniform(1.9, 2.5)), "steps": int(rng.integers(4, 12)), **_curve(rng)}
 
 
 def build_jog(p, fps):
@@ -75,7 +75,7 @@ def sample_run(rng):
     return {
         "pace": pace,
         "speed": _f(rng.uniform(*RUN_SPEEDS[pace])),
-        "steps": int(rng.integers(6, 17)),
+        "steps": int(rng.integers(4, 13)),
         **_curve(rng, 0.25),
     }
 
@@ -95,7 +95,7 @@ def build_walk_backward(p, fps):
     gait = loco.Gait(
         cadence=1.5 + 0.4 * p["speed"],
         duty=0.62,
-        swing_height=0.07,
+        swing_height=0.1,
         heel_rise=0.0,
         height=0.93,
         lean=-0.02,
@@ -110,7 +110,7 @@ def sample_sidestep(rng):
 
 def build_sidestep(p, fps):
     gait = loco.Gait(
-        cadence=1.7, duty=0.65, swing_height=0.06, heel_rise=0.15, height=0.93, lean=0.0, arm_gain=0.0
+        cadence=1.7, duty=0.65, swing_height=0.1, heel_rise=0.15, height=0.93, lean=0.0, arm_gain=0.0
     )
     sign = 1.0 if p["side"] == "left" else -1.0
     return loco.locomote(
@@ -129,7 +129,7 @@ def sample_turn(rng):
 
 def build_turn(p, fps):
     gait = loco.Gait(
-        cadence=1.8, duty=0.65, swing_height=0.06, heel_rise=0.15, height=0.94, lean=0.0, arm_gain=0.0
+        cadence=1.8, duty=0.65, swing_height=0.08, heel_rise=0.15, height=0.94, lean=0.0, arm_gain=0.0
     )
     sign = 1.0 if p["side"] == "left" else -1.0
     steps = 2 + int(round(p["angle_deg"] / 60))
@@ -184,7 +184,7 @@ def build_crouch_walk(p, fps):
     gait = loco.Gait(
         cadence=1.6,
         duty=0.62,
-        swing_height=0.07,
+        swing_height=0.1,
         heel_rise=0.2,
         height=0.70,
         lean=0.9,
@@ -202,7 +202,7 @@ def build_tiptoe(p, fps):
     gait = loco.Gait(
         cadence=2.1,
         duty=0.6,
-        swing_height=0.06,
+        swing_height=0.08,
         heel_rise=0.1,
         pitch=0.75,
         height=0.99,
@@ -336,7 +336,7 @@ def build_dance(p, fps):
     gait = loco.Gait(
         cadence=2.0,
         duty=0.6,
-        swing_height=0.07,
+        swing_height=0.12,
         heel_rise=0.3,
         height=0.90,
         lean=0.0,

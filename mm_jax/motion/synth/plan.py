@@ -99,7 +99,11 @@ class Segment:
 def rotate_xz(v: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """Applies yaw_matrix(yaw) to ground vectors v [..., 2] (x, z); yaw broadcasts over [...]."""
     c, s = np.cos(yaw), np.sin(yaw)
-    return np.stack([c * v[..., 0] + s * v[..., 1], -s * v[..., 0] + c * v[..., 1]], axis=-1)
+    x, z = v[..., 0], v[..., 1]
+    out = np.empty(np.broadcast_shapes(np.shape(x), np.shape(c)) + (2,))
+    out[..., 0] = c * x + s * z
+    out[..., 1] = -s * x + c * z
+    return out
 
 
 def neutral_euler(frames: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from mm_jax.motion.synth import actions, gestures, jumps, moves
+from mm_jax.motion.synth import actions, bends, floor, footwork, freestyle, gestures, jumps, moves
 from mm_jax.motion.synth.plan import Segment
 
 
@@ -57,6 +57,11 @@ _GESTURE_SAMPLERS: dict[str, Callable[[np.random.Generator], dict]] = {
     },
     "point": lambda r: {"side": str(r.choice(["left", "right"])), "hold": _f(r.uniform(0.6, 1.6))},
     "look": lambda r: {"side": str(r.choice(["left", "right"])), "hold": _f(r.uniform(0.5, 1.5))},
+    "drink": lambda r: {"side": str(r.choice(["left", "right"])), "hold": _f(r.uniform(0.6, 1.8))},
+    "cross_arms": lambda r: {"hold": _f(r.uniform(1.0, 3.0))},
+    "talk": lambda r: {"hold": _f(r.uniform(1.5, 3.5))},
+    "hands_on_hips": lambda r: {"hold": _f(r.uniform(1.0, 3.0))},
+    "arm_swing": lambda r: {"reps": int(r.integers(2, 6)), "tempo": _f(r.uniform(0.8, 1.3))},
 }
 
 
@@ -87,15 +92,32 @@ _LOCOMOTION = (
 )
 _JUMPS = ("jump_in_place", "jump_forward", "hop", "jumping_jacks")
 _BODY = ("squat", "sit", "crouch", "bow", "kick", "lunge", "balance", "stretch", "throw", "punch")
+_BENDS = ("twist", "toe_touch", "pick_up")
+_FOOTWORK = ("stomp", "leg_swing", "calf_raise", "shift_weight")
 GESTURE_NAMES = tuple(_GESTURE_SAMPLERS)
 
 PRIMITIVES: dict[str, Primitive] = {
     **{n: _from(moves, n, "locomotion") for n in _LOCOMOTION},
+    "freestyle": _from(freestyle, "freestyle", "locomotion"),
     **{n: _from(jumps, n, "jump") for n in _JUMPS},
     **{n: _from(actions, n, "body") for n in _BODY},
+    **{n: _from(bends, n, "body") for n in _BENDS},
+    **{n: _from(footwork, n, "body") for n in _FOOTWORK},
+    "kneel": _from(floor, "kneel", "body"),
     **{n: _gesture(n) for n in GESTURE_NAMES},
 }
 FILLER = Primitive("stand", "filler", moves.sample_stand, moves.build_stand)
+
+# Primitives that carry the body somewhere; every other one stays (about) in place.
+# ``SynthConfig.in_place_share`` sets how often a step is drawn from each group.
+TRAVEL = ("walk", "jog", "run", "walk_backward", "sidestep", "crouch_walk", "tiptoe", "stumble", "jump_forward")
+IN_PLACE = tuple(n for n in PRIMITIVES if n not in TRAVEL)
+# Relative draw weights within a group (1 when not listed): the postures that reach far from
+# standing (down low, bent over, dancing) and the ones that lift a foot high are drawn more
+# often, to widen the pose distribution.
+WEIGHTS = {"crouch": 2.0, "kneel": 2.0, "sit": 2.0, "squat": 1.5, "toe_touch": 1.5, "pick_up": 1.5,
+           "stretch": 1.5, "freestyle": 2.0, "jumping_jacks": 1.5, "arm_circles": 1.5,
+           "march": 1.5, "climb": 1.5, "kick": 1.5, "stomp": 1.5, "leg_swing": 1.5, "balance": 1.5, "hop": 1.5}
 
 # Locomotions that can carry a gesture at the same time ("walks forward while waving").
 OVERLAY_BASES = ("walk", "jog", "run", "walk_backward", "sidestep", "march", "tiptoe", "turn", "balance")

@@ -11,8 +11,10 @@ step's params (``""`` is always true), e.g. "sprint" only for a fast run,
 
 from __future__ import annotations
 
+from mm_jax.motion.synth.templates_in_place import IN_PLACE_TEMPLATES
+
 _ = ""  # always
-TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
+_V1: dict[str, tuple[tuple[str, str], ...]] = {
     "walk": (
         ("<walk> {forward} {speed} {curve}", _),
         ("{prespeed} <walk> {forward} {curve}", _),
@@ -324,3 +326,6 @@ TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
         ("<stop> and <stand>", _),
     ),
 }
+
+# Every primitive's templates: the first set plus those of the in-place primitives of generator version 2.
+TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {**_V1, **IN_PLACE_TEMPLATES}
