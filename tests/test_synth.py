@@ -7,6 +7,7 @@ import json
 import pathlib
 import re
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -402,3 +403,16 @@ def test_config_validation(bad):
 def test_missing_dataset_directory():
     with pytest.raises(FormatError, match="no such"):
         load_dataset(pathlib.Path("/nonexistent/synth"))
+
+
+def test_every_test_clip_fk_of_decoded_rotations_matches_decoded_joints(written):
+    """features -> rotations -> FK (the clip's own skeleton) agrees with features -> joints, every test clip."""
+    root, *_ = written
+    ds = load_dataset(root / "a")
+    assert ds.ids("test")
+    for seq_id in ds.ids("test"):
+        f = jnp.asarray(ds.sequence(seq_id))
+        motion = mfeat.motion_from_features(f)
+        _, fk = skeleton.forward_kinematics(motion.local_rot, motion.root_pos, body_offsets(ds.record(seq_id)))
+        err = float(jnp.abs(fk - mfeat.joints_from_features(f)).max())
+        assert err < 1e-4, (seq_id, err)
