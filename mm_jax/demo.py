@@ -217,7 +217,8 @@ def _stage_suite(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
 def _stage_generate(cfg: DemoConfig, out: pathlib.Path) -> list[str]:
     from mm_jax.generate import generate
 
-    records = generate(out / "decoder", list(cfg.prompts), out / "generated", seconds=5.0, seed=cfg.seed)
+    records = generate(out / "decoder", list(cfg.prompts), out / "generated", seconds=5.0, seed=cfg.seed,
+                       overwrite=True)  # a re-run of the demo replaces its own generations
     return [r["paths"].get("gif", "") for r in records]
 
 

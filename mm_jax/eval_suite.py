@@ -136,14 +136,20 @@ def load_suite(path: str | Path) -> list[Prompt]:
     """Loads and validates a prompt suite (JSONL, one object per line; blank lines skipped).
 
     Raises:
-      DataError: naming ``path:line`` for bad JSON, a missing or unknown field,
-        an unknown category/tag/primitive, an empty prompt, a bad duration or a
-        duplicate id.
+      DataError: a file that is missing, unreadable or not UTF-8, or naming
+        ``path:line`` for bad JSON, a missing or unknown field, an unknown
+        category/tag/primitive, an empty prompt, a bad duration or a duplicate id.
     """
     path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise DataError(f"cannot read prompt suite {path}: {reason} (a JSONL file, data/prompts/README.md; "
+                        "e.g. data/prompts/motionmillion_eval_v1.jsonl)") from None
     prompts: list[Prompt] = []
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

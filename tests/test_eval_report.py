@@ -40,3 +40,13 @@ def test_eval_report_scores_the_first_split_that_exists(tmp_path, caplog):
     assert "no test split" in caplog.text
     with pytest.raises(DataError, match="'test' .* is empty; splits with sequences: train, val$"):
         _scored_split(ds, "test")
+
+
+def test_seed_outside_32_bits_is_refused_before_loading():
+    """Issue 13 item 14: seeds were reduced mod 2**32 (seed 2**32 scored as seed 0)."""
+    from mm_jax.errors import ConfigError
+    from mm_jax.eval.report import evaluate_decoder
+
+    for bad in (-1, 2**32):
+        with pytest.raises(ConfigError, match=r"seed=.* must be an int in \[0, 4294967295\]"):
+            evaluate_decoder("RUN", "EV", "DATA", seed=bad)

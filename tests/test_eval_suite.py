@@ -240,3 +240,18 @@ def test_bad_options_and_inputs(decoder_run, evaluator, suite_file, tmp_path):
     bad.write_text(json.dumps(dict(SUITE[0], category="cooking")) + "\n")
     with pytest.raises(DataError, match="bad.jsonl:1: unknown category"):
         evaluate_suite(decoder_run, "EV", bad, evaluator=evaluator, text_tokenizer=sf.FakeTextTokenizer(8))
+
+
+def test_a_missing_or_unreadable_suite_is_a_data_error(tmp_path):
+    """Issue 13 item 13: `eval --suite` of a missing file was a raw FileNotFoundError."""
+    with pytest.raises(DataError, match=r"cannot read prompt suite .*nope.jsonl: No such file"):
+        load_suite(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError, match="cannot read prompt suite"):
+        load_suite(tmp_path)  # a directory
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"prompt": "caf\xe9"}\n')
+    with pytest.raises(DataError, match="cannot read prompt suite .*latin1.jsonl"):
+        load_suite(tmp_path / "latin1.jsonl")
+    with pytest.raises(DataError, match="nope.jsonl"):
+        evaluate_suite("RUN", "EV", tmp_path / "nope.jsonl")  # before any model is loaded
+    with pytest.raises(ConfigError, match="seed="):
+        evaluate_suite("RUN", "EV", tmp_path / "nope.jsonl", seed=-1)

@@ -111,3 +111,68 @@ def _generate_help() -> str:
 def test_slug():
     assert slug("A person walks, then WAVES!") == "a_person_walks_then_waves"
     assert slug("!!!") == "prompt"
+
+
+# Issue 13 items 13/14: a named error for every bad option, nothing overwritten or capped silently.
+
+
+def test_seconds_must_be_finite_and_positive(tmp_path):
+    for bad in (float("inf"), float("nan"), 0.0, -1.0):
+        with pytest.raises(ConfigError, match=r"seconds=.* must be a finite number > 0"):
+            generate("RUN", ["walks"], tmp_path / "out", seconds=bad)  # before any model is loaded
+    assert not (tmp_path / "out").exists()
+
+
+def test_seed_outside_32_bits_is_refused_not_aliased(tmp_path):
+    """jax.random.key keeps seed mod 2**32: key(2**32) == key(0), key(-1) == key(2**32 - 1)."""
+    import jax
+
+    from mm_jax.sample import seed_key
+
+    for bad in (-1, 2**32, 2**70, 1.5, True):
+        with pytest.raises(ConfigError, match=r"seed=.* must be an int in \[0, 4294967295\]"):
+            generate("RUN", ["walks"], tmp_path / "out", seed=bad)
+        with pytest.raises(ConfigError):
+            seed_key(bad)
+    edge = jax.random.key_data(seed_key(2**32 - 1))
+    assert not (edge == jax.random.key_data(seed_key(0))).all()
+
+
+def test_out_naming_a_file_is_refused(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match="is an existing file"):
+        generate("RUN", ["walks"], tmp_path / "taken")
+
+
+def test_all_unknown_prompt_is_refused(decoder_run, tmp_path):
+    with pytest.raises(DataError, match=r"prompt 1 \('zzz qqq'\) is all \[UNK\]"):
+        _gen_prompts(decoder_run, ["walks", "zzz qqq"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _gen_prompts(run, prompts, out, **kw):
+    return generate(run, prompts, out, text_tokenizer=sf.FakeTextTokenizer(8), render=False, **kw)
+
+
+def test_no_silent_overwrite_and_the_cap_is_said(decoder_run, tmp_path, caplog):
+    out = tmp_path / "out"
+    first = _gen_prompts(decoder_run, ["walks", "jumps"], out, seconds=1.0, min_seconds=1.0, seed=1)
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ConfigError, match=r"already holds generated files \(generations.json, 000_walks_0.npy"):
+        _gen_prompts(decoder_run, ["walks"], out, seconds=1.0, seed=2)
+    assert {p: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    with caplog.at_level("WARNING", logger="mm_jax.generate"):
+        again = _gen_prompts(decoder_run, ["runs"], out, seconds=1000.0, min_seconds=0.5, seed=2, overwrite=True)
+    capped = [r for r in caplog.records if "capped at" in r.getMessage()]
+    assert len(capped) == 1 and "seconds=1000" in capped[0].getMessage()
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["generations.json"] + [pathlib.Path(v).name for r in again for v in r["paths"].values()])
+    assert not any(pathlib.Path(v).exists() for r in first for v in r["paths"].values())  # the old run's files
+
+
+def test_non_ascii_prompts_get_distinct_names():
+    walk, run = slug("人が歩く"), slug("人が走る")
+    assert walk != run and walk.isascii() and run.isascii() and walk.startswith("prompt_")
+    assert slug("café au lait").startswith("cafe_au_lait_")
+    long_a, long_b = "a person walks forward " * 3 + "and waves", "a person walks forward " * 3 + "and sits"
+    assert slug(long_a) != slug(long_b) and len(slug(long_a)) <= 40 + 9

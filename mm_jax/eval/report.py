@@ -101,17 +101,21 @@ def _scored_split(ds: Any, split: str | None) -> str:
 def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib.Path,
                      data_dir: str | pathlib.Path, *, split: str | None = None, seed: int = 0,
                      cfg_scale: float = 2.5, max_sequences: int | None = None, mm_texts: int = 32,
-                     mm_repeats: int = 10) -> dict[str, Any]:
+                     mm_repeats: int = 10, tokenizer_run: str | pathlib.Path | None = None) -> dict[str, Any]:
     """The four rows (see the module docstring) and what made them.
 
     ``split`` None scores test, or val, or train, the first that holds
     sequences (imported data may lack a test split); ``report["split"]`` names it.
+    ``tokenizer_run`` replaces the tokenizer the decoder run records; either
+    is identity-checked against the decoder's checkpoint (:mod:`mm_jax.decoder_tokenizer`).
+    ``seed`` is in [0, 2**32); the MultiModality draws use ``(seed + 1) % 2**32``.
     """
-    from mm_jax.generate import decode_codes, load_decoder
+    from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of
     from mm_jax.model import llama
     from mm_jax.motion.synth import load_dataset
-    from mm_jax.tokenizer.artifact import load_tokenizer
+    from mm_jax.sample import SEED_LIMIT, seed_key
 
+    seed_key(seed)  # ConfigError outside [0, 2**32), before anything is loaded
     ds = load_dataset(data_dir)
     split = _scored_split(ds, split)
     ids = ds.ids(split)[:max_sequences]
@@ -119,10 +123,10 @@ def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathl
     real = [np.asarray(ds.sequence(i), np.float32) for i in ids]
     ev = load_evaluator(evaluator_dir)
     dec = load_decoder(decoder_run)
-    tok = load_tokenizer(dec.exp.tokenizer_run)
+    tok, tok_run = load_tokenizer_of(dec, decoder_run, tokenizer_run)
     if mm_repeats < MM_PAIRS or mm_texts < 1:
         raise ConfigError(f"mm_repeats={mm_repeats} must be >= {MM_PAIRS} and mm_texts={mm_texts} >= 1")
-    keys = jax.random.split(jax.random.key(seed), 6)
+    keys = jax.random.split(seed_key(seed), 6)
     text_emb = embed_text(ev, captions)
     real_emb = embed_motion(ev, real)
     model_codes = _sampled_codes(dec, captions, tok, seed=seed, cfg_scale=cfg_scale)
@@ -135,8 +139,9 @@ def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathl
                              ("untrained", untrained_codes, keys[3])):
         rows[name] = _row(ev, text_emb, decode_codes(tok, codes), real_emb, key)
     mm_caps = captions[:mm_texts]
-    mm_model = _sampled_codes(dec, mm_caps, tok, seed=seed + 1, cfg_scale=cfg_scale, num_samples=mm_repeats)
-    mm_untrained = _sampled_codes(untrained, mm_caps, tok, seed=seed + 1, cfg_scale=cfg_scale,
+    mm_seed = (seed + 1) % SEED_LIMIT
+    mm_model = _sampled_codes(dec, mm_caps, tok, seed=mm_seed, cfg_scale=cfg_scale, num_samples=mm_repeats)
+    mm_untrained = _sampled_codes(untrained, mm_caps, tok, seed=mm_seed, cfg_scale=cfg_scale,
                                   num_samples=mm_repeats)
     mm_random = random_codes(rng, tok.cfg.codebook_size, mm_model)
     rows["real"]["multimodality"] = None
@@ -144,7 +149,7 @@ def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathl
         rows[name]["multimodality"] = _multimodality(ev, tok, codes, len(mm_caps), keys[5])
     ev_meta = json.loads((pathlib.Path(evaluator_dir) / "evaluator.json").read_text())
     return {"rows": rows, "split": split, "num_sequences": len(ids), "decoder_run": str(decoder_run),
-            "decoder_step": dec.step, "tokenizer_run": str(dec.exp.tokenizer_run), "seed": seed,
+            "decoder_step": dec.step, "tokenizer_run": str(tok_run), "seed": seed,
             "cfg_scale": cfg_scale, "multimodality": {"texts": len(mm_caps), "repeats": mm_repeats,
                                                       "pairs": MM_PAIRS},
             "evaluator": {"dir": str(evaluator_dir), "identity": ev.identity, "version": ev_meta.get("version"),

@@ -326,7 +326,8 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
                    suite_path: str | pathlib.Path, *, data_dir: str | pathlib.Path | None = None,
                    num_samples: int = 1, seed: int = 0, cfg_scale: float = 2.5, top_p: float = 0.95,
                    min_share: float = MIN_SHARE, max_references: int = 4, per_cell: int | None = None,
-                   text_tokenizer: Any = None, evaluator: Any = None) -> tuple[dict[str, Any], list[np.ndarray]]:
+                   text_tokenizer: Any = None, evaluator: Any = None,
+                   tokenizer_run: str | pathlib.Path | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Scores a decoder run on a prompt suite (see the module docstring).
 
     Args:
@@ -345,15 +346,18 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
         category x tag cell, for a quick look; None scores them all.
       text_tokenizer, evaluator: overrides for tests (a fake text tokenizer for
         the decoder; an already loaded :class:`~mm_jax.eval.evaluator.Evaluator`).
+      tokenizer_run: the motion tokenizer instead of the one the decoder run
+        records; either is identity-checked (:mod:`mm_jax.decoder_tokenizer`).
 
     Returns:
       (the report dict, joints [T, 22, 3] of each prompt's first sample).
     """
     from mm_jax.eval.evaluator import embed_text, load_evaluator
     from mm_jax.eval.report import random_codes
-    from mm_jax.generate import decode_codes, load_decoder
-    from mm_jax.tokenizer.artifact import load_tokenizer
+    from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of
+    from mm_jax.sample import seed_key
 
+    seed_key(seed)  # ConfigError outside [0, 2**32)
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
     if not (math.isfinite(min_share) and 0 <= min_share <= 1):
@@ -361,7 +365,7 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
     prompts = _per_cell(load_suite(suite_path), per_cell)
     ev = evaluator if evaluator is not None else load_evaluator(evaluator_dir)
     dec = load_decoder(decoder_run)
-    tok = load_tokenizer(dec.exp.tokenizer_run)
+    tok, tok_run = load_tokenizer_of(dec, decoder_run, tokenizer_run)
     keys, asked = [tuple(p.primitives) for p in prompts], [p.seconds for p in prompts]
     drawn = _sample_suite(dec, tok, prompts, text_tokenizer, num_samples=num_samples, seed=seed,
                           cfg_scale=cfg_scale, top_p=top_p, min_share=min_share)
@@ -385,7 +389,7 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
     records = _records(prompts, drawn, per, ref_counts, model_seconds)
     report = {
         "suite": str(suite_path), "num_prompts": len(prompts), "num_samples": num_samples,
-        "decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(dec.exp.tokenizer_run),
+        "decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(tok_run),
         "data_dir": None if data_dir is None else str(data_dir), "max_references": max_references,
         "per_cell": per_cell, "seed": seed, "cfg_scale": cfg_scale, "top_p": top_p,
         "max_new_tokens": drawn["max_new"], "min_share": min_share, "short_share": SHORT_SHARE,

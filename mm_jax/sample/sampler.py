@@ -45,6 +45,23 @@ from mm_jax.model.llama import forward
 from mm_jax.sample import cache as kv
 
 _MASKED = -jnp.inf
+SEED_LIMIT = 2**32  # jax.random.key(seed) keeps seed mod 2**32 (x64 off): larger seeds would repeat streams
+
+
+def seed_key(seed: int) -> jax.Array:
+    """``jax.random.key(seed)`` for a seed in [0, 2**32), the range in which distinct seeds give distinct keys.
+
+    ``jax.random.key`` reduces seeds mod 2**32 (``key(2**32) == key(0)``,
+    ``key(-1) == key(2**32 - 1)``) and overflows past 2**63, so a seed outside
+    the range is refused rather than silently aliased.
+
+    Raises:
+      ConfigError: ``seed`` is not an int, or is outside [0, 2**32 - 1].
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < SEED_LIMIT:
+        raise ConfigError(f"seed={seed!r} must be an int in [0, {SEED_LIMIT - 1}] (a 32-bit seed: larger or "
+                          "negative seeds would give the streams of others)")
+    return jax.random.key(int(seed))
 
 
 def max_tokens_for_seconds(seconds: float, *, frames_per_token: int, fps: float = 30.0) -> int:
