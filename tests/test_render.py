@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mm_jax.errors import ConfigError, DataError, ShapeError
-from mm_jax.motion import render, skeleton
+from mm_jax.motion import render, skeleton, video
 
 RED = np.array([214, 39, 40])  # tab:red, the body's left
 BLUE = np.array([31, 119, 180])  # tab:blue, the body's right
@@ -126,7 +126,7 @@ def test_contact_sheet_stacks_one_strip_per_motion(tmp_path):
 
 
 def test_mp4_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    monkeypatch.setattr(video.shutil, "which", lambda name: None)
     with pytest.raises(ConfigError, match="ffmpeg"):
         render.render_motion(_walk(3), tmp_path / "x.mp4")
 
@@ -152,3 +152,69 @@ def test_long_titles_wrap_to_the_figure_width():
     assert render._wrap_title("a jump", render.PANEL_INCHES) == "a jump"
     lines = render._wrap_title("word " * 100, render.PANEL_INCHES).split("\n")
     assert len(lines) == 2 and lines[1].endswith("...") and max(map(len, lines)) <= len(lines[0]) + 3
+
+
+# Issue 13 item 12: frames stream to the file (bounded memory), with progress, and the count is the file's.
+
+
+def _live_images() -> int:
+    import gc
+
+    return sum(isinstance(o, Image.Image) for o in gc.get_objects())
+
+
+def test_long_render_streams_frames_with_bounded_memory(tmp_path, monkeypatch):
+    """400 frames (stand-ins for a long clip): at most a couple of images live at any time, not one per frame."""
+    n, live, seen = 400, [], []
+
+    def frames(motions, titles, plan, **kw):
+        base = np.full((96, 128, 3), 255, np.uint8)
+        for k, _ in enumerate(plan):
+            f = base.copy()
+            f[10:30, k % 100:(k % 100) + 20] = (k * 37 % 256, 80, 160)
+            if k % 100 == 99:
+                live.append(_live_images())
+            yield f
+
+    monkeypatch.setattr(render, "_render_frames", frames)
+    path = tmp_path / "long.gif"
+    count = render.render_motion(_walk(n), path, progress=lambda done, total: seen.append((done, total)))
+    assert count == n and max(live) <= 3, live  # Pillow's save_all held one quantised image per frame
+    assert seen[-1] == (n, n) and len(seen) == n
+    with Image.open(path) as im:
+        assert im.n_frames == n
+        im.seek(n - 1)
+        last = np.asarray(im.convert("RGB"))
+    assert (np.abs(last[10:30, 99:119].astype(int) - (n - 1) * 37 % 256) < 40).any()
+
+
+def test_reported_count_is_the_files_even_for_repeated_frames(tmp_path, monkeypatch):
+    """Identical frames stay frames (Pillow merged them, so the file held fewer than reported)."""
+    monkeypatch.setattr(render, "_render_frames",
+                        lambda m, t, plan, **kw: (np.full((32, 48, 3), 200, np.uint8) for _ in plan))
+    path = tmp_path / "still.gif"
+    assert render.render_motion(_walk(9), path) == 9
+    with Image.open(path) as im:
+        assert im.n_frames == 9
+
+
+def test_fps_is_checked_before_drawing(tmp_path, monkeypatch):
+    def never(*a, **k):
+        raise AssertionError("drew frames before checking fps")
+    monkeypatch.setattr(render, "_render_frames", never)
+    for bad in (0, -5, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=r"fps=.* must be a finite number > 0"):
+            render.render_motion(_walk(5), tmp_path / "x.gif", fps=bad)
+        with pytest.raises(ConfigError, match="fps"):
+            render.render_strip(_walk(5), tmp_path / "x.png", 3, fps=bad)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_interrupted_render_leaves_no_file(tmp_path, monkeypatch):
+    def frames(motions, titles, plan, **kw):
+        yield np.zeros((32, 48, 3), np.uint8)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(render, "_render_frames", frames)
+    with pytest.raises(KeyboardInterrupt):
+        render.render_motion(_walk(5), tmp_path / "x.gif")
+    assert not list(tmp_path.iterdir())

@@ -4,6 +4,11 @@ Input: joint positions ``[T, 22, 3]`` (metres, y up, SMPL order), e.g. from
 :func:`mm_jax.motion.features.joints_from_features`. Output: an animated GIF
 (Pillow), an MP4 (``ffmpeg`` on PATH) or a PNG strip of frames.
 
+Animations stream: each frame is drawn, then encoded and appended to the
+file by :func:`mm_jax.motion.video.write_animation` before the next is drawn,
+so memory does not grow with the clip's length; the count returned is the
+number of frames in the file.
+
 Drawing: a 3D stick figure along ``skeleton.KINEMATIC_CHAINS`` (the body's
 left limbs red, right limbs blue, spine and head dark grey), a ground grid at
 y = 0 and the root's trail on the ground. Data axes map to matplotlib's as
@@ -17,10 +22,9 @@ the Agg canvas directly, so no global matplotlib backend is set.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pathlib
-import shutil
-import subprocess
 import textwrap
 from typing import Callable, Iterator, Sequence
 
@@ -32,6 +36,7 @@ from PIL import Image
 
 from mm_jax.errors import ConfigError, DataError, ShapeError
 from mm_jax.motion import skeleton
+from mm_jax.motion.video import write_animation
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +164,13 @@ def _render_frames(
         yield rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2].copy()  # even size for MP4
 
 
+def check_fps(fps: float) -> None:
+    """ConfigError unless ``fps`` is a finite number > 0 (checked before anything is drawn)."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(fps) and fps > 0):
+        raise ConfigError(f"fps={fps!r} must be a finite number > 0 (frames per second of the motion)")
+
+
 def _frame_indices(total: int, stride: int, max_frames: int | None) -> list[int]:
     if stride < 1:
         raise ConfigError(f"stride must be >= 1, got {stride}")
@@ -167,40 +179,12 @@ def _frame_indices(total: int, stride: int, max_frames: int | None) -> list[int]
     return list(range(0, total, stride))[:max_frames]
 
 
-def _write_animation(frames: Iterator[np.ndarray], path: pathlib.Path, fps: float) -> int:
-    """Writes frames to a .gif (Pillow) or .mp4 (ffmpeg); returns the frame count."""
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ConfigError(f"output {path} must end with .gif or .mp4, got {suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".gif":
-        images = [Image.fromarray(f).quantize(colors=64, method=Image.Quantize.MEDIANCUT) for f in frames]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps),
-                       loop=0, disposal=1)
-        return len(images)
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise ConfigError(f"writing {path} needs ffmpeg on PATH (not found); use a .gif path instead")
-    first = next(frames)
-    h, w = first.shape[:2]
-    cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-           "-r", f"{fps:g}", "-i", "-", "-pix_fmt", "yuv420p", "-vcodec", "libx264", str(path)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    count = 0
-    for frame in (first, *frames):
-        proc.stdin.write(frame.tobytes())
-        count += 1
-    _, err = proc.communicate()
-    if proc.returncode:
-        raise OSError(f"ffmpeg failed writing {path}: {err.decode(errors='replace')[-500:]}")
-    return count
-
-
 def render_motion(
     joints: np.ndarray | jax.Array, path: str | os.PathLike, *, fps: float = 30, title: str | None = None,
     stride: int = 1, max_frames: int | None = None, follow: bool = True, radius: float = 1.25,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Renders one motion [T, 22, 3] to ``path`` (.gif, or .mp4 with ffmpeg).
+    """Renders one motion [T, 22, 3] to ``path`` (.gif, or .mp4 with ffmpeg), streaming frame by frame.
 
     Args:
       joints: [T, 22, 3] joint positions, metres, y up.
@@ -211,24 +195,30 @@ def render_motion(
       max_frames: cap on the number of drawn frames.
       follow: camera follows the root (else a fixed view of the whole path).
       radius: half-width of the followed window, metres.
+      progress: ``progress(frames_written, frames_to_draw)`` after each frame.
 
     Returns:
-      The number of frames written.
+      The number of frames written (the file's frame count).
+
+    Raises:
+      ConfigError: ``fps`` not finite and > 0, a bad ``stride``/``max_frames`` or
+        suffix (checked before anything is drawn). ShapeError, DataError: bad joints.
     """
     return render_side_by_side([joints], [None], path, fps=fps, suptitle=title, stride=stride,
-                               max_frames=max_frames, follow=follow, radius=radius)
+                               max_frames=max_frames, follow=follow, radius=radius, progress=progress)
 
 
 def render_side_by_side(
     list_of_joints: Sequence[np.ndarray | jax.Array], titles: Sequence[str | None], path: str | os.PathLike,
     fps: float = 30, *, suptitle: str | None = None, stride: int = 1, max_frames: int | None = None,
-    follow: bool = True, radius: float = 1.25,
+    follow: bool = True, radius: float = 1.25, progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Renders several motions in a row of panels; shorter ones hold their last frame.
 
     Args are as in :func:`render_motion`; ``titles`` has one entry per motion.
-    Returns the number of frames written.
+    Returns the number of frames written (the file's frame count).
     """
+    check_fps(fps)
     if len(list_of_joints) == 0 or len(titles) != len(list_of_joints):
         raise ShapeError(
             f"need one title per motion: got {len(list_of_joints)} motions, {len(titles)} titles"
@@ -236,8 +226,10 @@ def render_side_by_side(
     motions = [_as_joints(j, f"motion {i}") for i, j in enumerate(list_of_joints)]
     indices = _frame_indices(max(len(m) for m in motions), stride, max_frames)
     plan = [[t] * len(motions) for t in indices]
+    if pathlib.Path(path).suffix.lower() not in (".gif", ".mp4"):
+        raise ConfigError(f"output {path} must end with .gif or .mp4, got {pathlib.Path(path).suffix!r}")
     frames = _render_frames(motions, titles, plan, suptitle=suptitle, follow=follow, radius=radius)
-    count = _write_animation(frames, pathlib.Path(path), fps / stride)
+    count = write_animation(frames, pathlib.Path(path), fps / stride, total=len(plan), progress=progress)
     log.info("wrote %s (%d frames)", path, count)
     return count
 
@@ -254,6 +246,7 @@ def strip_image(
       (RGB image [H, W, 3] uint8, the frame indices drawn: <= num_frames ints,
       fewer for very short clips).
     """
+    check_fps(fps)
     motion = _as_joints(joints, "joints")
     if num_frames < 1:
         raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
