@@ -114,3 +114,69 @@ def test_tokenize_skips_an_empty_split(tiny_dataset, tiny_tokenizer, tmp_path, c
     assert main(["data", "tokenize", "--data", str(tmp_path / "notest"), "--tokenizer", str(tiny_tokenizer),
                  "--out", str(tmp_path / "shards2"), "--splits", "test"]) == 2
     assert "every requested split" in capsys.readouterr().err
+
+
+# Issue 13 items 12-14 (generate, eval, render, export-bvh): one named line, exit code 2, nothing drawn or loaded.
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "walks", "--checkpoint", "RUN", "--out", "OUT", "--seconds", "inf"], "ConfigError: seconds=inf"),
+    (["generate", "walks", "--checkpoint", "RUN", "--out", "OUT", "--seed", "-1"], "ConfigError: seed=-1"),
+    (["generate", "walks", "--checkpoint", "RUN", "--out", "OUT", "--seed", str(2**32)], "ConfigError: seed="),
+    (["eval", "--checkpoint", "RUN", "--evaluator", "EV", "--seed", str(2**64)], "ConfigError: seed="),
+    (["render", "M.npy", "--out", "x.gif", "--fps", "0"], "ConfigError: fps=0"),
+    (["render", "M.npy", "--out", "x.gif", "--fps", "-5"], "ConfigError: fps=-5"),
+    (["compare", "M.npy", "--out", "x.gif", "--fps", "0"], "ConfigError: fps=0"),
+])
+def test_bad_options_are_one_named_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "eval":
+        argv = argv + ["--suite", "missing.jsonl"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"mm-jax: error: {message}"), err
+    assert not list(tmp_path.iterdir())
+
+
+def test_generate_out_naming_a_file_and_eval_of_a_missing_suite(tmp_path, capsys):
+    (tmp_path / "taken.txt").write_text("x")
+    assert main(["generate", "walks", "--checkpoint", "RUN", "--out", str(tmp_path / "taken.txt")]) == 2
+    assert "ConfigError: out_dir" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", "RUN", "--evaluator", "EV", "--suite", str(tmp_path / "nope.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "DataError: cannot read prompt suite" in err and "nope.jsonl" in err
+
+
+def test_render_reports_the_frames_written_and_export_bvh_makes_its_directory(tiny_dataset, tmp_path, capsys):
+    assert main(["render", f"{tiny_dataset}:0", "--out", str(tmp_path / "r.gif"), "--max-frames", "4",
+                 "--stride", "3"]) == 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "r.gif") as im:
+        assert im.n_frames == 4
+    assert "(4 frames of " in capsys.readouterr().out
+    out = tmp_path / "new" / "deeper" / "m.bvh"
+    assert main(["data", "export-bvh", f"{tiny_dataset}:0", str(out)]) == 0
+    assert out.read_text().startswith("HIERARCHY")
+
+
+def test_generate_and_eval_pass_tokenizer_and_overwrite(monkeypatch):
+    import mm_jax.eval.suite as suite
+    import mm_jax.generate as gen
+
+    calls = []
+    monkeypatch.setattr(gen, "generate", lambda *a, **kw: calls.append(kw) or [])
+    assert main(["generate", "walks", "--checkpoint", "RUN", "--out", "OUT", "--tokenizer", "TOK",
+                 "--overwrite"]) == 0
+    assert calls[-1]["tokenizer_run"] == "TOK" and calls[-1]["overwrite"] is True
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **kw):
+        calls.append(kw)
+        raise Stop
+    monkeypatch.setattr(suite, "evaluate_suite", stop)
+    with pytest.raises(Stop):
+        main(["eval", "--checkpoint", "RUN", "--evaluator", "EV", "--suite", "S", "--tokenizer", "TOK"])
+    assert calls[-1]["tokenizer_run"] == "TOK"

@@ -170,14 +170,22 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _export_bvh(args: argparse.Namespace) -> int:
+    import pathlib
+
     import numpy as np
 
+    from mm_jax.errors import ConfigError
     from mm_jax.motion import bvh
     from mm_jax.motion.loading import load_features
 
     feats = load_features(args.motion)
-    bvh.write_motion_bvh(args.out, np.asarray(feats), unit=args.unit, order=args.order, fps=args.fps)
-    print(f"wrote {args.out} ({len(feats)} frames)")
+    out = pathlib.Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # as render does
+    except OSError as e:
+        raise ConfigError(f"cannot create the directory of {out}: {e.strerror or e}") from None
+    bvh.write_motion_bvh(out, np.asarray(feats), unit=args.unit, order=args.order, fps=args.fps)
+    print(f"wrote {out} ({len(feats)} frames)")
     return 0
 
 

@@ -49,18 +49,30 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, default=2.5, help="classifier-free guidance scale")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed, in [0, 2**32)")
     p.add_argument("--no-render", action="store_true")
+    _add_tokenizer_flag(p)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier generate in --out (refused without it)")
     p.set_defaults(handler=_generate)
+
+
+def _add_tokenizer_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tokenizer", default=None, metavar="DIR",
+                   help="the motion tokenizer run (default: the one the decoder run records); it must be the "
+                        "one the decoder was trained with (its identity is checked)")
 
 
 def _generate(args: argparse.Namespace) -> int:
     from mm_jax.generate import generate
 
     min_seconds = args.seconds if args.min_seconds is None else args.min_seconds
-    records = generate(args.checkpoint, args.prompts, args.out, num_samples=args.num_samples,
-                       seconds=args.seconds, min_seconds=min_seconds, cfg_scale=args.cfg, temperature=args.temperature,
-                       top_p=args.top_p, seed=args.seed, render=not args.no_render)
+    with progress_bar("generate", unit="motion") as bar:
+        records = generate(args.checkpoint, args.prompts, args.out, num_samples=args.num_samples,
+                           seconds=args.seconds, min_seconds=min_seconds, cfg_scale=args.cfg,
+                           temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                           render=not args.no_render, tokenizer_run=args.tokenizer, overwrite=args.overwrite,
+                           progress=bar)
     for r in records:
         print(json.dumps({k: r[k] for k in ("prompt", "sample", "num_tokens", "frames", "paths") if k in r}))
     return 0
@@ -84,7 +96,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output stem (.md and .json); default experiments/results/eval_report, "
                                  "or suite_report with --suite")
     p.add_argument("--cfg", type=float, default=2.5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed, in [0, 2**32)")
+    _add_tokenizer_flag(p)
     p.set_defaults(handler=_eval)
 
 
@@ -98,7 +111,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError("mm-jax eval needs --data (the dataset whose split is scored), or --suite")
     args.out = args.out or "experiments/results/eval_report"
     report = evaluate_decoder(args.checkpoint, args.evaluator, args.data, split=args.split, seed=args.seed,
-                              cfg_scale=args.cfg)
+                              cfg_scale=args.cfg, tokenizer_run=args.tokenizer)
     write_report(report, args.out)
     print(open(f"{args.out}.md").read())
     return 0
@@ -110,7 +123,7 @@ def _eval_suite(args: argparse.Namespace) -> int:
 
     report, joints = evaluate_suite(args.checkpoint, args.evaluator, args.suite, data_dir=args.data,
                                     num_samples=args.num_samples, seed=args.seed, cfg_scale=args.cfg,
-                                    min_share=args.min_share, per_cell=args.per_cell)
+                                    min_share=args.min_share, per_cell=args.per_cell, tokenizer_run=args.tokenizer)
     out = args.out or "experiments/results/suite_report"
     with progress_bar("contact sheets", unit="strip") as bar:
         write_suite_report(report, None if args.no_sheets else joints, out, progress=bar)
