@@ -260,11 +260,10 @@ def _remove_previous(out: pathlib.Path) -> None:
         samples = json.loads(path.read_text()).get("samples", [])
     except (OSError, ValueError, AttributeError):
         return
-    root = out.resolve()
     for rec in samples:
         for p in (rec.get("paths") or {}).values() if isinstance(rec, dict) else ():
-            f = pathlib.Path(p)
-            if f.resolve().parent == root and f.is_file():
+            f = out / pathlib.Path(p).name  # by name: the listing's paths may be relative to another cwd
+            if f.is_file():
                 f.unlink()
     path.unlink(missing_ok=True)
 
