@@ -41,3 +41,28 @@ class NonFiniteError(MmJaxError, FloatingPointError):
 
 class FormatError(DataError):
     """A file (BVH, dataset, manifest) that does not follow its format."""
+
+
+class LockError(MmJaxError, RuntimeError):
+    """A run or output directory that another live process is writing (named by pid and host)."""
+
+
+class StorageError(MmJaxError, OSError):
+    """A write that failed (a full disk...): names the path, the free space and the space needed."""
+
+    @classmethod
+    def of(cls, path, err: BaseException, *, needed: int | None = None, note: str = "") -> "StorageError":
+        """``"cannot write PATH: ERR; F MB free there[, about N MB needed][; NOTE]"``."""
+        import os
+        import shutil
+
+        where = os.path.abspath(path)
+        probe = where
+        while probe and not os.path.exists(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        try:
+            space = f"{shutil.disk_usage(probe).free / 1e6:.1f} MB free there"
+        except OSError:
+            space = "free space unknown"
+        need = "" if needed is None else f", about {needed / 1e6:.1f} MB needed"
+        return cls(f"cannot write {where}: {err}; {space}{need}" + (f"; {note}" if note else ""))
