@@ -16,18 +16,33 @@ One :class:`Checkpointer` per run directory. Each step's checkpoint holds
 Saves are asynchronous; ``close()`` (or ``wait()``) blocks until the last
 one is on disk. Orbax writes to a temporary directory and renames it when
 complete, so a killed process never leaves a half checkpoint that looks
-finished.
+finished. A save that fails in the background (a full disk) is reported by
+the next :meth:`Checkpointer.check` (the loops call it after every step),
+``save``, ``wait`` or ``close`` as a ``StorageError`` naming the step's path,
+the free space and the size of a checkpoint; its partial directory is
+removed at ``close`` and the previous checkpoints stay as they were.
+
+Loops call :meth:`Checkpointer.save` after *every* step, with ``force`` on
+the steps they checkpoint: orbax then also saves on the step at which a
+multi-host job's preemption notice is synchronised (JAX's preemption
+service), which only works when ``save`` is called on that step
+(:meth:`Checkpointer.reached_preemption` tells the loop to stop after it).
+As a context manager, a Checkpointer closes on exit; after an error it
+closes without raising again over it.
 """
 
 from __future__ import annotations
 
 import logging
 import pathlib
+import shutil
+import time
 from typing import Any, Mapping
 
+import jax
 import orbax.checkpoint as ocp
 
-from mm_jax.errors import CheckpointError
+from mm_jax.errors import CheckpointError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +66,33 @@ class Checkpointer:
       directory: the run's checkpoint directory (created if missing).
       max_to_keep: how many most recent steps to keep.
       async_save: write in a background thread.
+      save_every: the interval of unforced saves (``save(..., force=False)``
+        saves steps divisible by it, and a preemption step); None: only
+        forced saves and preemption steps.
     """
 
-    def __init__(self, directory: str | pathlib.Path, *, max_to_keep: int = 3, async_save: bool = True):
+    def __init__(self, directory: str | pathlib.Path, *, max_to_keep: int = 3, async_save: bool = True,
+                 save_every: int | None = None):
         self.directory = pathlib.Path(directory).absolute()
         opts = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True
+            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True,
+            should_save_fn=lambda step, _last: bool(save_every) and step % save_every == 0,
         )
         self._mngr = ocp.CheckpointManager(self.directory, options=opts)
+        self._pending: tuple[int, int] | None = None  # (step, bytes) of the save in flight
+        self._failed_steps: list[int] = []  # their partial directories go once the writer threads are done
+
+    def __enter__(self) -> "Checkpointer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # cleanup after an error (an interrupted run still finishes the save it started)
+            self.close()
+        except Exception as e:  # noqa: BLE001  never raise over the error being handled
+            log.error("closing checkpoints in %s after an error also failed: %s", self.directory, e)
 
     def latest_step(self) -> int | None:
         """The newest complete step, or None."""
@@ -67,14 +101,61 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self._mngr.all_steps())
 
-    def save(self, step: int, state: Any, meta: Mapping[str, Any], data_iter: Any = None) -> None:
-        """Starts saving ``step`` (asynchronously)."""
+    def save(self, step: int, state: Any, meta: Mapping[str, Any], data_iter: Any = None, *,
+             force: bool = True) -> bool:
+        """Starts saving ``step`` (asynchronously) if ``force``, its interval or a preemption asks; True if so.
+
+        Raises:
+          StorageError: this save, or the previous one, could not be written.
+        """
+        if not force and not self._mngr.should_save(step):
+            self.check()
+            return False
+        self._finish()  # orbax waits for the previous save here anyway; this names its failure
+        latest = self._mngr.latest_step()
+        if latest is not None and latest >= step:  # orbax never overwrites a step nor saves behind one
+            log.warning("%s already holds step %d: step %d not saved", self.directory, latest, step)
+            return False
         items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(dict(meta))}
         if data_iter is not None:
             import grain
 
             items["data_iter"] = grain.checkpoint.CheckpointSave(data_iter)
-        self._mngr.save(step, args=ocp.args.Composite(**items))
+        size = sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(state))
+        try:
+            self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
+        except OSError as e:
+            raise self._failed(step, size, e) from None
+        self._pending = (step, size)
+        return True
+
+    def check(self) -> None:
+        """Raises StorageError if the save in flight has failed; returns at once while it runs."""
+        if self._pending is not None and not self._mngr.is_saving_in_progress():
+            self._finish()
+
+    def reached_preemption(self, step: int) -> bool:
+        """True at the step a multi-host preemption notice was synchronised to (saved by ``save``)."""
+        return self._mngr.reached_preemption(step)
+
+    def _finish(self) -> None:
+        """Waits for the save in flight; StorageError naming it if it failed."""
+        if self._pending is None:
+            return
+        (step, size), self._pending = self._pending, None
+        try:
+            self._mngr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001  whatever the writer thread raised
+            raise self._failed(step, size, e) from None
+
+    def _failed(self, step: int, size: int, err: BaseException) -> StorageError:
+        """The error naming ``step``'s path and the space it needs (its partial directory goes at close)."""
+        self._failed_steps.append(step)
+        latest = self._mngr.latest_step()
+        kept = f"step {latest}" if latest is not None and latest != step else "none"
+        return StorageError.of(self.directory / str(step), err, needed=size,
+                               note=f"checkpoint of step {step} not written; the last complete one ({kept}) "
+                                    "is kept: free space, then --resume")
 
     def read_meta(self, step: int | None = None) -> dict[str, Any]:
         """The JSON metadata saved with ``step`` (default: the latest)."""
@@ -127,11 +208,38 @@ class Checkpointer:
         return step, out["state"], meta
 
     def wait(self) -> None:
+        """Blocks until the last save is on disk; StorageError if it failed."""
+        self._finish()
         self._mngr.wait_until_finished()
 
     def close(self) -> None:
-        self._mngr.wait_until_finished()
+        """Waits for the last save and closes; StorageError if it failed (closed either way)."""
+        try:
+            self._finish()
+        except BaseException:
+            try:
+                self._mngr.close()
+            except Exception as e:  # noqa: BLE001  keep the first error
+                log.error("closing checkpoints in %s also failed: %s", self.directory, e)
+            self._remove_partial()
+            raise
         self._mngr.close()
+        self._remove_partial()
+
+    def _remove_partial(self) -> None:
+        """Deletes the temporary directories of failed saves (the writer threads have ended); never raises."""
+        if jax.process_index() != 0:
+            return
+        for step in self._failed_steps:
+            for tmp in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+                for _ in range(40):  # a failed save's array writes can still be landing for a moment
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    if not tmp.exists():
+                        log.info("removed the partial checkpoint %s", tmp)
+                        break
+                    time.sleep(0.05)
+                else:
+                    log.warning("could not remove the partial checkpoint %s (the next run removes it)", tmp)
 
     def _require_step(self, step: int | None) -> int:
         if step is None:
