@@ -25,17 +25,24 @@ exact: a run killed after a checkpoint and resumed reproduces the
 uninterrupted run bit for bit (CPU), since the data position, the state and
 the per-step key ``fold_in(key, step)`` are all restored.
 
+One writer per work directory: process 0 holds ``WORKDIR/.lock``
+(:mod:`mm_jax.runlock`) for the whole run, so a second run on it fails at
+once (``LockError`` naming the holder). A :class:`~mm_jax.trainer.interrupt.StopRequest`
+(SIGINT/SIGTERM, set by the CLI) or a multi-host preemption notice stops the
+loop after the current step with a checkpoint of that step. The loop hands
+the checkpointer every step (orbax's preemption saves need it) and stops at
+the first checkpoint that could not be written (``StorageError``).
+
 This module never imports tensorflow: shards hold token ids, and the text
 encoder runs in JAX inside the step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import logging
 import math
-import os
 import pathlib
 import time
 from typing import Any, Callable
@@ -43,13 +50,14 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from mm_jax import configs, decoder_tokenizer, sharding
+from mm_jax import configs, decoder_tokenizer, runlock, sharding
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
-from mm_jax.metrics import MetricsWriter
+from mm_jax.metrics import MetricsWriter, truncate_metrics
 from mm_jax.pipeline import Pipeline, build_pipeline, global_batch
 from mm_jax.trainer import setup
 from mm_jax.trainer.config import ExperimentConfig
+from mm_jax.trainer.interrupt import StopRequest
 from mm_jax.trainer.step import BATCH_KEYS, TrainState
 
 log = logging.getLogger(__name__)
@@ -59,12 +67,13 @@ Progress = Callable[[int, int], None]
 
 def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = False,
         progress: Progress | None = None, writer: MetricsWriter | None = None,
-        until: int | None = None) -> dict[str, Any]:
+        until: int | None = None, stop: StopRequest | None = None) -> dict[str, Any]:
     """Trains the decoder to ``exp.train.steps`` (or ``until``); returns a summary dict.
 
     Args:
       exp: the experiment config (``exp.shards_dir`` must be set).
-      workdir: run directory (config.json, metrics.jsonl, tb/, checkpoints/).
+      workdir: run directory (config.json, metrics.jsonl, tb/, checkpoints/),
+        locked by process 0 for the run.
       resume: continue from the latest checkpoint in ``workdir`` (a fresh
         start when there is none). Without it, a workdir that already holds
         checkpoints is refused.
@@ -74,6 +83,8 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
       until: stop after this step (saving a checkpoint there) although the
         schedule spans ``exp.train.steps``: a job of limited time trains a
         segment and a later ``resume=True`` call continues exactly.
+      stop: a request (SIGINT/SIGTERM) to stop after the current step; the
+        loop saves that step and sets ``stop.stopped_at``.
 
     Returns:
       ``{"workdir", "start_step", "final_step", "train/loss", "train/accuracy",
@@ -85,11 +96,22 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
       DataError: missing shards, or shards of another tokenizer or vocabulary.
       CheckpointError: a checkpoint of another run, or checkpoints present without ``resume``.
       NonFiniteError: the loss became NaN/inf; the last good checkpoint is kept.
+      LockError: another process is training in ``workdir``.
+      StorageError: a checkpoint or metrics row could not be written (full disk);
+        the previous checkpoints are kept.
     """
     if not exp.shards_dir:
         raise ConfigError("ExperimentConfig.shards_dir is empty: set it to a shards directory "
                           "(`mm-jax data shards` output), e.g. --set shards_dir=runs/shards")
     workdir = pathlib.Path(workdir).absolute()
+    with runlock.lock_dir(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+        return _run(exp, workdir, resume=resume, progress=progress, writer=writer, until=until,
+                    stop=stop if stop is not None else StopRequest())
+
+
+def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress: Progress | None,
+         writer: MetricsWriter | None, until: int | None, stop: StopRequest) -> dict[str, Any]:
+    """:func:`run` inside the work directory's lock."""
     mesh = sharding.make_mesh(exp.mesh)
     text_host, weights_ident = setup.text_params(exp.text, exp.text_weights, exp.train.seed)
     vocab = exp.text_vocab_identity or setup.vocab_identity(exp.text)
@@ -101,10 +123,10 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
     text_ident = {"vocab_identity": vocab, "encoder": configs.to_dict(exp.text), "weights": weights_ident}
     meta = setup.run_meta(exp, train_pipe.manifest, text_ident)
     placement = setup.place(exp.model, exp.train, exp.pipeline, mesh)
-    ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=exp.train.keep_checkpoints,
-                        async_save=exp.train.async_checkpoint)
-    own_writer = writer is None
-    try:
+    with contextlib.ExitStack() as cleanup:  # closes without raising over an error (full disk, signal)
+        ckpt = cleanup.enter_context(Checkpointer(
+            workdir / "checkpoints", max_to_keep=exp.train.keep_checkpoints,
+            async_save=exp.train.async_checkpoint, save_every=exp.train.ckpt_every))
         data_iter = train_pipe.iterator()
         state = _initial_state(exp, placement, ckpt, meta, data_iter, resume)  # before compiling: fail fast
         start = int(jax.device_get(state.step))
@@ -115,18 +137,16 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
         if jax.process_index() == 0:
             workdir.mkdir(parents=True, exist_ok=True)
             configs.save_json(exp, workdir / "config.json")
-            if own_writer:  # a caller's open writer keeps its file; the caller owns its history
-                _truncate_metrics(workdir / "metrics.jsonl", start)
-        writer = writer if writer is not None else MetricsWriter(workdir)
+            if writer is None:  # a caller's open writer keeps its file; the caller owns its history
+                truncate_metrics(workdir / "metrics.jsonl", start)
+        if writer is None:
+            writer = cleanup.enter_context(MetricsWriter(workdir))
         loop = _Loop(exp=exp, placement=placement, compiled=compiled, ckpt=ckpt, meta=meta,
                      data_iter=data_iter,
                      val_pipe=val_pipe, text_params=setup.replicate(text_host, mesh),
-                     key=setup.replicated_key(exp.train.seed, mesh), writer=writer, progress=progress)
+                     key=setup.replicated_key(exp.train.seed, mesh), writer=writer, progress=progress,
+                     interrupt=stop)
         summary = loop.run(state, start, exp.train.steps if until is None else min(until, exp.train.steps))
-    finally:
-        ckpt.close()
-        if own_writer and writer is not None:
-            writer.close()
     summary.update({"workdir": str(workdir), "perf/compile_s": compiled.compile_s,
                     "checkpoint_step": ckpt.latest_step()})
     return summary
@@ -169,19 +189,6 @@ def _initial_state(exp: ExperimentConfig, placement: setup.Placement, ckpt: Chec
     return TrainState.from_dict(tree)
 
 
-def _truncate_metrics(path: pathlib.Path, step: int) -> None:
-    """Drops rows after ``step`` (left by a killed run) so a resumed run's history has no duplicates."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(rows):
-        log.info("dropping %d metric rows after step %d from %s", len(rows) - len(kept), step, path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
-
-
 @dataclasses.dataclass
 class _Window:
     """Host-side train metrics since the last log row."""
@@ -215,12 +222,16 @@ class _Loop:
     key: jax.Array
     writer: MetricsWriter
     progress: Progress | None
+    interrupt: StopRequest
 
     def run(self, state: TrainState, start: int, stop: int) -> dict[str, Any]:
+        """Steps ``start + 1 .. stop``; an interrupt or preemption ends it early at a saved step."""
         cfg, total = self.exp.train, self.exp.train.steps
         positions = self.exp.pipeline.global_batch_size * (self.exp.pipeline.max_text_tokens
                                                            + self.exp.pipeline.max_motion_tokens)
         window, pending, summary, rates = _Window(), None, {}, []
+        if self.interrupt.requested:  # during start-up: no step taken, nothing new to save
+            self.interrupt.stopped_at, stop = start, start
         for done in range(start + 1, stop + 1):
             local = self._next_batch(done)
             batch = global_batch({k: local[k] for k in BATCH_KEYS}, self.placement.mesh,
@@ -229,12 +240,14 @@ class _Loop:
             if pending is not None:
                 window.rows.append(self._fetch(*pending))
             pending = (done, metrics, np.asarray(local["sample_index"]))
+            halt = self.interrupt.requested or self.ckpt.reached_preemption(done)
+            last = done == stop or halt
             is_val = self.val_pipe is not None and cfg.val_every and done % cfg.val_every == 0
-            is_ckpt = done % cfg.ckpt_every == 0 or done == stop
-            if done % cfg.log_every == 0 or done == stop or is_val or is_ckpt:
-                window.rows.append(self._fetch(*pending))
+            is_ckpt = done % cfg.ckpt_every == 0 or last
+            if done % cfg.log_every == 0 or last or is_val or is_ckpt:
+                window.rows.append(self._fetch(*pending))  # a NaN stops here, before the save
                 pending = None
-            if (done % cfg.log_every == 0 or done == stop) and window.rows:
+            if (done % cfg.log_every == 0 or last) and window.rows:
                 row = window.summary(positions)
                 rates.append(row["perf/tokens_per_s"])
                 summary.update(row)
@@ -243,12 +256,16 @@ class _Loop:
             if is_val or (done == total and self.val_pipe is not None):
                 summary.update(self._validate(state.params))
                 self.writer.write(done, {k: summary[k] for k in ("val/loss", "val/accuracy")})
-            if is_ckpt:
-                self.ckpt.save(done, state.to_dict(), self.meta, data_iter=self.data_iter)
+            # Every step: orbax saves on the interval, when forced, and at a preemption step.
+            self.ckpt.save(done, state.to_dict(), self.meta, data_iter=self.data_iter, force=is_ckpt)
             if is_val or is_ckpt:
                 window.t0 = time.perf_counter()  # time steps, not validation or saving
             if self.progress is not None:
                 self.progress(done, total)
+            if halt:
+                self.interrupt.stopped_at, stop = done, done
+                break
+            self.ckpt.check()  # a failed background save stops the run here, not steps later
         summary = {k: v for k, v in summary.items() if k.startswith(("train/", "val/"))}
         return {**summary, "start_step": start, "final_step": max(start, stop),
                 "perf/tokens_per_s": float(np.median(rates)) if rates else float("nan")}

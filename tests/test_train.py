@@ -1,5 +1,6 @@
 """Tests of mm_jax.train / mm_jax.trainer: learning, accumulation, decay mask, exact resume after
-kill -9, config mismatch, NaN handling, no tensorflow, configs and plots."""
+kill -9 and after SIGINT/SIGTERM, a torn metrics line, a failed checkpoint save, config mismatch,
+NaN handling, no tensorflow, configs and plots."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ import train_fixtures as tfx
 
 from mm_jax import sharding, train
 from mm_jax.checkpoint import Checkpointer
-from mm_jax.errors import CheckpointError, ConfigError, NonFiniteError
+from mm_jax.errors import CheckpointError, ConfigError, NonFiniteError, StorageError
 from mm_jax.metrics import read_metrics
 from mm_jax.model.llama import init_params
 from mm_jax.pipeline import build_pipeline
 from mm_jax.text import encoder as text_encoder
 from mm_jax.trainer import config as tconfig
 from mm_jax.trainer import setup, step
+from mm_jax.trainer.interrupt import StopRequest
 
 WORKER = pathlib.Path(__file__).with_name("train_worker.py")
 
@@ -193,6 +195,84 @@ def test_exact_resume_after_kill_9(shards, ref_run, tmp_path):
     assert proc.returncode == 0, err[-3000:]
     assert "DONE 11" in out and "DONE 10" not in out and "TF_IMPORTED=False" in out
     _assert_same_run(ref_run, tmp_path, tfx.experiment(shards, steps=20))
+
+
+def test_stop_request_saves_the_step_reached_and_resume_is_exact(shards, ref_run, tmp_path):
+    """A StopRequest (what SIGINT/SIGTERM set) after step 7: step 8, the step under way, finishes and is
+    saved; the run returns; resuming equals the uninterrupted run."""
+    exp = tfx.experiment(shards, steps=20)
+    stop = StopRequest()
+
+    def progress(done, total):
+        if done == 7:
+            stop.signum = signal.SIGTERM  # what the handler of stop_on_signals does
+
+    summary = train.run(exp, tmp_path, progress=progress, stop=stop)
+    assert stop.stopped_at == 8 and summary["final_step"] == 8 and summary["checkpoint_step"] == 8
+    assert max(_losses(tmp_path)) == 8
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.all_steps() == [8]  # ckpt_every=10: only the stop saved
+    ckpt.close()
+    assert train.run(exp, tmp_path, resume=True)["start_step"] == 8
+    _assert_same_run(ref_run, tmp_path, exp)
+
+
+@pytest.mark.slow
+def test_sigterm_then_sigint_stop_cleanly_and_resume_is_exact(shards, ref_run, tmp_path):
+    """Real signals, as `mm-jax train` handles them: rc 0 / 130, one line, no traceback, exact resume."""
+    for signum, after, code in ((signal.SIGTERM, 3, 0), (signal.SIGINT, 12, 130)):
+        proc = _worker(shards, tmp_path, 20, "--signals", "--slow-after", "0", *(["--resume"] if after > 3 else []))
+        while (line := proc.stdout.readline()) and line.strip() != f"DONE {after}":
+            pass
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err[-3000:]
+        lines = [x for x in err.splitlines() if "stopped by" in x]
+        assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+        reached = int(lines[0].split(" at step ")[1].split(";")[0])
+        assert lines[0].startswith(f"mm-jax: train stopped by {signal.Signals(signum).name} at step ")
+        assert after <= reached <= after + 1 and max(_losses(tmp_path)) == reached
+    proc = _worker(shards, tmp_path, 20, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    _assert_same_run(ref_run, tmp_path, tfx.experiment(shards, steps=20))
+
+
+def test_resume_past_a_torn_last_metrics_line(shards, ref_run, tmp_path):
+    """A power loss cut the last metrics row short: resume drops it (it raised JSONDecodeError before)."""
+    run_dir = _copy_run(ref_run, tmp_path / "run")
+    with (run_dir / "metrics.jsonl").open("a") as f:
+        f.write('{"perf/step_time_s": 0.01, "step": 21, "train/lo')
+    summary = train.run(tfx.experiment(shards, steps=20), run_dir, resume=True)
+    assert summary["start_step"] == summary["final_step"] == 20
+    assert (run_dir / "metrics.jsonl").read_bytes() == (ref_run / "metrics.jsonl").read_bytes()
+
+
+def test_a_failed_checkpoint_save_stops_training_and_keeps_the_last_one(shards, tmp_path, monkeypatch):
+    """ENOSPC in the background save of step 4: the run stops (StorageError naming the path and the
+    space), not at step 12; step 2 stays restorable; the partial directory is gone."""
+    import errno
+
+    import orbax.checkpoint as ocp
+
+    real_save = ocp.handlers.JsonCheckpointHandler._save_fn
+
+    async def save_fn(self, x, directory):
+        if int(str(directory.parent.name).split(".")[0]) >= 4:
+            raise OSError(errno.ENOSPC, "No space left on device", str(directory))
+        return await real_save(self, x, directory)
+
+    monkeypatch.setattr(ocp.handlers.JsonCheckpointHandler, "_save_fn", save_fn)
+    exp = tfx.experiment(shards, steps=12, ckpt_every=2, val_every=0)
+    with pytest.raises(StorageError, match=rf"cannot write {tmp_path}/checkpoints/4: \[Errno 28\] No space left "
+                                           r"on device.*MB free there, about \d+\.\d MB needed; .* the last "
+                                           r"complete one \(step 2\) is kept"):
+        train.run(exp, tmp_path)
+    assert max(_losses(tmp_path)) <= 6  # stopped at the first failed save, not at step 12
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2"]
+    monkeypatch.undo()
+    state, _ = _final_state(exp, tmp_path, 2)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state["params"]))
 
 
 def _copy_run(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:

@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="evaluator directory (a versioned artefact)")
     p.add_argument("--preset", default="small", help="tiny | small")
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--resume", action="store_true", help="continue a run stopped by SIGINT/SIGTERM")
     add_overrides(p)
     p.set_defaults(handler=_train)
 
@@ -25,12 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from mm_jax.configs import apply_overrides
     from mm_jax.eval.evaluator import preset
+    from mm_jax.cli.train_cmd import report_stop
     from mm_jax.eval.train import train_evaluator
+    from mm_jax.trainer.interrupt import stop_on_signals
 
     require_positive(steps=args.steps)
     cfg = apply_overrides(preset(args.preset), args.overrides)
-    with progress_bar("evaluator", unit="step") as bar:
-        metrics = train_evaluator(cfg, args.data, args.out, steps=args.steps, progress=bar)
+    with stop_on_signals() as stop, progress_bar("evaluator", unit="step") as bar:
+        metrics = train_evaluator(cfg, args.data, args.out, steps=args.steps, progress=bar, resume=args.resume,
+                                  stop=stop)
+    if stop.stopped_at is not None:
+        return report_stop("evaluator train", stop, args.out)
     print(json.dumps(metrics, indent=2, default=str))
     return 0
 

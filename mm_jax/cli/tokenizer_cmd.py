@@ -68,11 +68,15 @@ def _configs(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from mm_jax.cli.train_cmd import report_stop
     from mm_jax.tokenizer.train import train
+    from mm_jax.trainer.interrupt import stop_on_signals
 
     mcfg, tcfg = _configs(args)
-    with progress_bar("tokenizer", unit="step") as bar:
-        val = train(mcfg, tcfg, args.data, args.out, resume=args.resume, progress=bar)
+    with stop_on_signals() as stop, progress_bar("tokenizer", unit="step") as bar:
+        val = train(mcfg, tcfg, args.data, args.out, resume=args.resume, progress=bar, stop=stop)
+    if stop.stopped_at is not None:
+        return report_stop("tokenizer train", stop, args.out)
     print(json.dumps(val, indent=2))
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
 
 from mm_jax.cli.common import add_overrides, progress_bar, require_positive
 
@@ -44,6 +45,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from mm_jax import train, trainer
     from mm_jax.trainer.config import with_shard_text_budget
+    from mm_jax.trainer.interrupt import stop_on_signals
 
     require_positive(steps=args.steps, until=args.until)
     if args.coordinator:
@@ -55,14 +57,23 @@ def _train(args: argparse.Namespace) -> int:
     exp = trainer.apply_overrides(trainer.preset(args.preset), sets)
     if not any("max_text_tokens" in o or "text.max_tokens" in o for o in args.overrides):
         exp = with_shard_text_budget(exp)
-    with progress_bar("train", unit="step") as bar:
-        summary = train.run(exp, args.workdir, resume=args.resume, progress=bar, until=args.until)
+    with stop_on_signals(multi_host=bool(args.coordinator)) as stop, progress_bar("train", unit="step") as bar:
+        summary = train.run(exp, args.workdir, resume=args.resume, progress=bar, until=args.until, stop=stop)
+    if stop.stopped_at is not None:
+        return report_stop("train", stop, args.workdir)
     if args.plot:
         from mm_jax.plot import plot_run
 
         plot_run(args.workdir, pathlib.Path(args.workdir) / "curves.png")
     print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def report_stop(what: str, stop, directory: str) -> int:
+    """One line for a run stopped by a signal (checkpoint saved); exit 0 after SIGTERM, 130 after SIGINT."""
+    print(f"mm-jax: {what} stopped by {stop.name} at step {stop.stopped_at}; saved in {directory}; "
+          "continue with --resume", file=sys.stderr)
+    return stop.exit_code()
 
 
 def _plot(args: argparse.Namespace) -> int:

@@ -11,27 +11,41 @@ test, or train, the first that holds sequences; logged and saved as
 ``val_split``): R-precision (batches of 32)
 when it has >= 32 sequences, else top-1 retrieval among all of them
 (``val/top1_all``, chance 1/n).
+
+The output directory is locked for the run (:mod:`mm_jax.runlock`). A
+:class:`~mm_jax.trainer.interrupt.StopRequest` (SIGINT/SIGTERM) ends training
+after the current step: the train state (params, optimizer state) goes to
+``OUT/interrupted/`` (orbax) instead of the artefact, and ``resume=True``
+(``--resume``) continues from it exactly (batches depend on the step only);
+the directory is removed once the artefact is saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import pathlib
-from typing import Callable
+import shutil
+from typing import Any, Callable
 
 import jax
 import numpy as np
 import optax
 
-from mm_jax.errors import DataError
+from mm_jax import runlock
+from mm_jax.checkpoint import Checkpointer
+from mm_jax.errors import CheckpointError, DataError
 from mm_jax.eval import evaluator as E
 from mm_jax.eval import metrics as emetrics
-from mm_jax.metrics import MetricsWriter
+from mm_jax.metrics import MetricsWriter, truncate_metrics
+from mm_jax.trainer.interrupt import StopRequest
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted"  # OUT/interrupted/: the train state of a stopped run (orbax)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,26 +124,94 @@ def validate(ev: E.Evaluator, features, sp: _Split, table: np.ndarray) -> dict[s
 
 
 def train_evaluator(cfg: E.EvaluatorConfig, data_dir, out_dir, *, steps: int,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    """Trains for ``steps`` steps, validates, saves the artefact; returns the last metrics."""
+                    progress: Callable[[int, int], None] | None = None, resume: bool = False,
+                    stop: StopRequest | None = None) -> dict[str, float]:
+    """Trains for ``steps`` steps, validates, saves the artefact; returns the last metrics.
+
+    Args:
+      resume: continue the stopped run in ``out_dir`` (from ``OUT/interrupted/``;
+        a fresh start when there is none).
+      stop: a request (SIGINT/SIGTERM) to stop after the current step: the
+        train state is saved for ``resume`` and ``stop.stopped_at`` set; no
+        artefact is written.
+
+    Raises:
+      CheckpointError: an interrupted run in ``out_dir`` without ``resume``, or
+        one of another config, text encoder or step count.
+      LockError: another process is writing ``out_dir``.
+      StorageError: the train state or a metrics row could not be written.
+    """
     from mm_jax.motion.synth import load_dataset
 
     out_dir = pathlib.Path(out_dir)
     ds = load_dataset(data_dir)
+    with runlock.lock_dir(out_dir):
+        return _train(cfg, ds, data_dir, out_dir, steps=steps, progress=progress, resume=resume,
+                      stop=stop if stop is not None else StopRequest())
+
+
+def _train(cfg: E.EvaluatorConfig, ds, data_dir, out_dir: pathlib.Path, *, steps: int, progress, resume: bool,
+           stop: StopRequest) -> dict[str, float]:
+    """:func:`train_evaluator` inside the output directory's lock."""
     enc = E.TextEncoder.load()
     splits, table = _prepare(ds, enc, out_dir / "caption_embeddings.npz")
     opt = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, min(100, steps // 10 + 1),
                                                          max(steps, 2)), weight_decay=cfg.weight_decay)
+    step_fn = jax.jit(E.make_train_step(cfg, opt), donate_argnums=0)
+    identity = E.identity_of(cfg, enc.identity())
+    meta = {"identity": identity, "steps": steps, "config": dataclasses.asdict(cfg)}
+    with contextlib.ExitStack() as cleanup:
+        ckpt = cleanup.enter_context(Checkpointer(out_dir / INTERRUPTED, max_to_keep=1, async_save=False))
+        start, state = _initial_state(cfg, opt, ckpt, meta, resume)
+        truncate_metrics(out_dir, start)
+        writer = cleanup.enter_context(MetricsWriter(out_dir, tensorboard=False))
+        state, metrics = _loop(state, step_fn, ds, splits, table, cfg, identity, range(start + 1, steps + 1),
+                               writer, progress, stop, lambda step, st: ckpt.save(step, _tree(st), meta))
+    if stop.stopped_at is not None:
+        return metrics
+    ev = E.Evaluator(cfg, state[0], ds.normalizer, identity)
+    if (out_dir / "checkpoints").exists():  # orbax keeps an old step rather than overwrite it: replace it
+        log.info("replacing the evaluator saved in %s", out_dir)
+        shutil.rmtree(out_dir / "checkpoints")
+    E.save_evaluator(ev, out_dir, step=steps, extra={"data_dir": str(data_dir), "text": enc.identity(),
+                                                     "val": metrics, "val_split": splits["val"].name})
+    shutil.rmtree(out_dir / INTERRUPTED, ignore_errors=True)  # the artefact supersedes it
+    return metrics
+
+
+def _tree(state) -> dict[str, Any]:
+    return {"params": state[0], "opt_state": state[1]}
+
+
+def _initial_state(cfg: E.EvaluatorConfig, opt, ckpt: Checkpointer, meta: dict, resume: bool):
+    """(start step, (params, opt_state)): fresh, or the interrupted run's when resuming."""
     params = E.init_params(cfg, key=jax.random.key(cfg.seed))
     state = (params, opt.init(params))
-    step_fn = jax.jit(E.make_train_step(cfg, opt), donate_argnums=0)
-    writer = MetricsWriter(out_dir, tensorboard=False)
-    identity = E.identity_of(cfg, enc.identity())
+    latest = ckpt.latest_step()
+    if latest is None:
+        if resume:
+            log.info("no interrupted evaluator run in %s: training from step 0", ckpt.directory.parent)
+        return 0, state
+    if not resume:
+        raise CheckpointError(f"{ckpt.directory.parent} holds an evaluator run stopped at step {latest}; "
+                              "resume=True (--resume) continues it, or use a new directory")
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), _tree(state))
+    step, tree, _ = ckpt.restore(abstract, expected_meta=meta)
+    log.info("resumed the evaluator from step %d of %s", step, ckpt.directory)
+    return step, (tree["params"], tree["opt_state"])
+
+
+def _loop(state, step_fn, ds, splits, table, cfg, identity, steps: range, writer, progress, stop: StopRequest,
+          save: Callable[[int, Any], Any]):
+    """The step loop of :func:`train_evaluator`; on a stop request ``save(step, state)`` and return early."""
     metrics: dict[str, float] = {}
-    for step in range(1, steps + 1):
+    if stop.requested:  # during start-up: no step taken, nothing new to save
+        stop.stopped_at = steps.start - 1
+        return state, metrics
+    for step in steps:
         batch = sample_batch(ds.features, ds.normalizer, splits["train"], table, cfg, step)
         state, m = step_fn(state, batch)
-        if step % cfg.val_every == 0 or step == steps:
+        if step % cfg.val_every == 0 or step == steps.stop - 1:
             ev = E.Evaluator(cfg, state[0], ds.normalizer, identity)
             metrics = {k: float(v) for k, v in m.items()} | validate(ev, ds.features, splits["val"], table)
             if not np.isfinite(metrics["train/loss"]):
@@ -137,9 +219,12 @@ def train_evaluator(cfg: E.EvaluatorConfig, data_dir, out_dir, *, steps: int,
             writer.write(step, metrics)
             log.info("evaluator step %d: %s", step, metrics)
         if progress is not None:
-            progress(step, steps)
-    writer.close()
-    ev = E.Evaluator(cfg, state[0], ds.normalizer, identity)
-    E.save_evaluator(ev, out_dir, step=steps, extra={"data_dir": str(data_dir), "text": enc.identity(),
-                                                     "val": metrics, "val_split": splits["val"].name})
-    return metrics
+            progress(step, steps.stop - 1)
+        if stop.requested and step < steps.stop - 1:
+            loss = float(m["train/loss"])
+            if not np.isfinite(loss):
+                raise DataError(f"evaluator loss became {loss} at step {step}; its state was not saved")
+            save(step, state)
+            stop.stopped_at = step
+            break
+    return state, metrics

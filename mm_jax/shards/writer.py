@@ -26,6 +26,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from mm_jax import runlock
 from mm_jax.errors import ConfigError, DataError, ShapeError
 from mm_jax.shards import manifest as mf
 from mm_jax.shards.record import VERSION, ShardRecord, caption_rows, encode_record
@@ -103,8 +104,9 @@ def write_shards(
         dataset, source = data_dir, None
     enc = _make_encoders(dataset, split, tokenizer_run, encode_fn, tokenizer_identity,
                          text_tokenizer, text_max_tokens)
-    return _write_split(dataset, enc, out_dir, split=split, num_shards=num_shards,
-                        data_dir=source, progress=progress)
+    with runlock.lock_dir(out_dir):  # one writer per shards directory (LockError names the other)
+        return _write_split(dataset, enc, out_dir, split=split, num_shards=num_shards,
+                            data_dir=source, progress=progress)
 
 
 def _make_encoders(dataset: MotionDataset, split: str, tokenizer_run: Any, encode_fn: EncodeFn | None,

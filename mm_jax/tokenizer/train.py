@@ -4,7 +4,12 @@
 random windows of the dataset's train split with AdamW (warm-up + cosine),
 a smooth-L1 loss on normalised features plus velocity and acceleration
 terms, validates every ``val_every`` steps, writes ``metrics.jsonl`` and
-orbax checkpoints, and resumes exactly from the latest checkpoint.
+orbax checkpoints, and resumes exactly from the latest checkpoint (the
+metric rows a killed run wrote past it are dropped first). The run directory
+is locked for the run (:mod:`mm_jax.runlock`); a :class:`StopRequest`
+(SIGINT/SIGTERM) ends it after the current step with a checkpoint there and
+``trained_steps`` set to it; a checkpoint that cannot be written stops it
+(``StorageError``).
 
 A run directory holds ``tokenizer.json`` (the architecture), ``stats.npz``
 (the normaliser of the data it was trained on), ``metrics.jsonl`` and
@@ -13,6 +18,7 @@ A run directory holds ``tokenizer.json`` (the architecture), ``stats.npz``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import pathlib
@@ -24,15 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mm_jax import configs
+from mm_jax import configs, runlock
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, NonFiniteError
-from mm_jax.metrics import MetricsWriter
+from mm_jax.metrics import MetricsWriter, truncate_metrics
 from mm_jax.motion import features as mfeat
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
-from mm_jax.tokenizer.artifact import TokenizerArtifact, evaluate, open_motion_data
+from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, evaluate, open_motion_data
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
+from mm_jax.trainer.interrupt import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -114,51 +121,75 @@ def train(
     *,
     resume: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> dict[str, Any]:
-    """Trains a tokenizer; returns the final validation metrics.
+    """Trains a tokenizer; returns the final validation metrics ({} when stopped before any).
+
+    ``stop``: a request (SIGINT/SIGTERM) to stop after the current step, saved
+    there (``stop.stopped_at`` is set).
 
     Raises:
       CheckpointError: ``resume`` with a checkpoint of another config.
       NonFiniteError: the loss became NaN/inf (the last good checkpoint stays).
+      LockError: another process is writing ``run_dir``.
+      StorageError: a checkpoint or metrics row could not be written (the previous checkpoints stay).
     """
     run_dir = pathlib.Path(run_dir)
     data = open_motion_data(data_dir)
+    with runlock.lock_dir(run_dir):
+        return _train(mcfg, tcfg, data, run_dir, resume=resume, progress=progress,
+                      stop=stop if stop is not None else StopRequest())
+
+
+def _train(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, data: MotionData, run_dir: pathlib.Path, *,
+           resume: bool, progress: Callable[[int, int], None] | None, stop: StopRequest) -> dict[str, Any]:
+    """:func:`train` inside the run directory's lock."""
     art = TokenizerArtifact.create(run_dir, mcfg, data.normalizer)
     offsets, lengths = tdata.usable_spans(*data.spans("train"), mcfg.window)
     val_split = data.resolve_split(None, preferred="val")
     if val_split != "val":
-        log.warning("%s has no val split; validating on its %s split", data_dir, val_split)
+        log.warning("%s has no val split; validating on its %s split", data.source, val_split)
     opt = make_optimizer(tcfg)
-    params = tmodel.init_params(mcfg, key=jax.random.key(tcfg.seed))
-    state = TrainState(jnp.int32(0), params, opt.init(params))
-    ckpt = Checkpointer(run_dir / "checkpoints", max_to_keep=tcfg.keep_checkpoints)
-    if not resume and ckpt.latest_step() is not None:
-        ckpt.close()
-        raise CheckpointError(
-            f"{run_dir} already holds checkpoints (latest step {ckpt.latest_step()}); pass resume=True "
-            "(--resume) to continue it, or choose a new run directory"
-        )
-    if resume and ckpt.latest_step() is not None:
-        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
-        _, state, _ = ckpt.restore(abstract, expected_meta={"tokenizer": configs.to_dict(mcfg)})
-        state = TrainState(*state)
-        log.info("resumed from step %d", int(state.step))
     step_fn = jax.jit(make_train_step(mcfg, tcfg, opt), donate_argnums=0)
-    writer = MetricsWriter(run_dir)
-    try:
+    with contextlib.ExitStack() as cleanup:  # an interrupted run still finishes the checkpoint it started
+        ckpt = cleanup.enter_context(Checkpointer(run_dir / "checkpoints", max_to_keep=tcfg.keep_checkpoints,
+                                                  save_every=tcfg.ckpt_every))
+        state = _initial_state(mcfg, tcfg, opt, ckpt, run_dir, resume)
+        truncate_metrics(run_dir, int(state.step))  # rows a killed run wrote past its checkpoint
+        writer = cleanup.enter_context(MetricsWriter(run_dir))
         state, val = _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress,
-                           val_split=val_split)
-    finally:  # an interrupted run still finishes the checkpoint it started
-        ckpt.close()
-        writer.close()
+                           val_split=val_split, stop=stop)
     art.mark_trained(int(state.step))
     return val
 
 
-def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress, *, val_split):
+def _initial_state(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax.GradientTransformation,
+                   ckpt: Checkpointer, run_dir: pathlib.Path, resume: bool) -> TrainState:
+    """Fresh parameters, or the latest checkpoint when resuming (CheckpointError without ``resume``)."""
+    params = tmodel.init_params(mcfg, key=jax.random.key(tcfg.seed))
+    state = TrainState(jnp.int32(0), params, opt.init(params))
+    latest = ckpt.latest_step()
+    if latest is not None and not resume:
+        raise CheckpointError(
+            f"{run_dir} already holds checkpoints (latest step {latest}); pass resume=True "
+            "(--resume) to continue it, or choose a new run directory"
+        )
+    if latest is not None:
+        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+        _, state, _ = ckpt.restore(abstract, expected_meta={"tokenizer": configs.to_dict(mcfg)})
+        state = TrainState(*state)
+        log.info("resumed from step %d", int(state.step))
+    return state
+
+
+def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress, *, val_split,
+          stop: StopRequest):
     """The step loop of :func:`train`: sample, step, log, validate (on ``val_split``), checkpoint."""
     start, t0 = int(state.step), time.perf_counter()
     val: dict[str, Any] = {}
+    if stop.requested:  # during start-up: no step taken, nothing new to save
+        stop.stopped_at = start
+        return state, val
     for step in range(start, tcfg.steps):
         batch = tdata.sample_windows(
             data.features, offsets, lengths, window=mcfg.window, batch_size=tcfg.batch_size,
@@ -166,9 +197,12 @@ def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, prog
         )
         state, metrics = step_fn(state, batch)
         done = step + 1
-        if done % tcfg.log_every == 0 or done == tcfg.steps:
+        halt = stop.requested or ckpt.reached_preemption(done)
+        last = done == tcfg.steps or halt
+        if done % tcfg.log_every == 0 or last:
             m = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
             if not math.isfinite(m["train/loss"]):
+                ckpt.wait()
                 raise NonFiniteError(
                     f"tokenizer loss is {m['train/loss']} at step {done}; the last good checkpoint "
                     f"is step {ckpt.latest_step()}"
@@ -178,8 +212,12 @@ def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, prog
         if done % tcfg.val_every == 0 or done == tcfg.steps:
             val = evaluate(state.params, mcfg, data, split=val_split, max_sequences=64)
             writer.write(done, {f"val/{k}": v for k, v in val.items()})
-        if done % tcfg.ckpt_every == 0 or done == tcfg.steps:
-            ckpt.save(done, state, _meta(mcfg, tcfg))
+        # Every step: orbax saves on the interval, when forced, and at a preemption step.
+        ckpt.save(done, state, _meta(mcfg, tcfg), force=done % tcfg.ckpt_every == 0 or last)
         if progress is not None:
             progress(done, tcfg.steps)
+        if halt:
+            stop.stopped_at = done
+            break
+        ckpt.check()  # a failed background save stops the run here
     return state, val
