@@ -287,6 +287,32 @@ def test_malformed_files_raise_format_error_naming_the_line(tmp_path, old, new, 
         bvh.read_bvh(path)
 
 
+@pytest.mark.parametrize("frame_time,fps", [("33.3333", "0.03"), ("0.001", "1000"), ("0.2", "5")])
+def test_a_frame_time_outside_10_to_240_fps_is_named(tmp_path, frame_time, fps):
+    """Issue 13, item 5: a file written in milliseconds made 275,000 frames; now it is a FormatError."""
+    path = tmp_path / "ms.bvh"
+    path.write_text(GOOD.replace("Frame Time: 0.0333333", f"Frame Time: {frame_time}"))
+    with pytest.raises(FormatError, match=rf"ms\.bvh:18: Frame Time {frame_time} s implies {fps} fps, "
+                                          r"outside the 10-240 fps"):
+        bvh.read_bvh(path)
+    for ok in ("0.004166", "0.1", "0.00833333"):  # 240, 10 and 120 fps, written with few digits
+        bvh.parse_bvh(GOOD.replace("Frame Time: 0.0333333", f"Frame Time: {ok}"))
+
+
+def test_import_bvh_skips_a_millisecond_file_naming_it(tmp_path):
+    from mm_jax.motion.import_bvh import import_bvh_dir
+
+    src = tmp_path / "mocap"
+    src.mkdir()
+    (src / "ms.bvh").write_text(GOOD.replace("Frame Time: 0.0333333", "Frame Time: 33.3333"))
+    (src / "ok.bvh").write_text(LAFAN.read_text())
+    report = import_bvh_dir(src, tmp_path / "ds", allow_uncaptioned=True)
+    assert report["imported"] == 1 and report["frames"] == 5
+    assert [s["clip"] for s in report["skipped"]] == ["ms"]
+    assert "Frame Time 33.3333 s implies 0.03 fps" in report["skipped"][0]["reason"]
+    assert "milliseconds" in report["skipped"][0]["reason"]
+
+
 def test_missing_motion_section_is_named(tmp_path):
     path = tmp_path / "bad.bvh"
     path.write_text(GOOD.split("MOTION")[0])

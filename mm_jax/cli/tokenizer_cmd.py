@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="tokenizer run directory")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--max-batch-frames", type=int, default=None, metavar="FRAMES",
+                   help="memory budget: frames per batch (default 32768); longer clips are encoded in "
+                        "overlapping windows with the same codes")
     p.set_defaults(handler=_encode)
 
     p = tsub.add_parser("ablate", help="train 0/1/2 wavelet levels and compare (the paper's ablation)")
@@ -91,10 +94,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from mm_jax.tokenizer.artifact import encode_dataset
+    from mm_jax.tokenizer.artifact import MAX_BATCH_FRAMES, encode_dataset
 
     with progress_bar("encoding", unit="seq") as bar:
-        summary = encode_dataset(args.checkpoint, args.data, args.out, progress=bar)
+        summary = encode_dataset(args.checkpoint, args.data, args.out, progress=bar,
+                                 max_batch_frames=MAX_BATCH_FRAMES if args.max_batch_frames is None
+                                 else args.max_batch_frames)
     print(json.dumps(summary, indent=2))
     return 0
 

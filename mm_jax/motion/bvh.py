@@ -210,6 +210,11 @@ def _split_sections(lines: list[tuple[int, str]], path: str) -> tuple[list, list
     return lines, [(last, "")]
 
 
+# Frame rates a capture file may state: a Frame Time outside them is a unit mistake (milliseconds
+# instead of seconds), which would resample a 10 s clip into hundreds of thousands of frames.
+MIN_FPS, MAX_FPS = 10.0, 240.0
+
+
 def _parse_header(motion_lines: list[tuple[int, str]], path: str) -> tuple[int, float]:
     if len(motion_lines) < 3:
         line = motion_lines[-1][0]
@@ -225,6 +230,10 @@ def _parse_header(motion_lines: list[tuple[int, str]], path: str) -> tuple[int, 
         dt = float("nan")
     if not dt > 0 or not np.isfinite(dt):
         raise FormatError(f"{path}:{l2}: expected 'Frame Time: SECONDS' (> 0), got {t2.strip()!r}")
+    if not MIN_FPS * 0.99 <= 1.0 / dt <= MAX_FPS * 1.01:  # 1% for frame times written with few digits
+        hint = " (written in milliseconds? a frame time is in seconds, e.g. 0.0333333)" if dt >= 1 else ""
+        raise FormatError(f"{path}:{l2}: Frame Time {m2.group(1)} s implies {1.0 / dt:.4g} fps, outside the "
+                          f"{MIN_FPS:g}-{MAX_FPS:g} fps of motion capture{hint}")
     return int(m1.group(1)), dt
 
 

@@ -12,7 +12,7 @@ Run directory layout::
 checkpoint matches ``tokenizer.json``; :func:`evaluate_tokenizer` measures
 reconstruction on a split of any dataset (:func:`evaluate` is its core);
 :func:`encode_sequences` turns whole sequences into token ids in batched,
-jitted calls.
+jitted calls of bounded size (bucketed by length, long clips in windows).
 
 A trained tokenizer only ever sees data normalised with its own statistics
 (``RUN/stats.npz``): a dataset's ``stats.npz`` is for training, and an
@@ -49,6 +49,11 @@ from mm_jax.tokenizer.config import TokenizerConfig
 log = logging.getLogger(__name__)
 
 EVAL_CHUNK = 32
+# Frames per jitted encode call (rows x padded length), the encoder's memory budget. A 100k-frame
+# clip in a 32-clip split peaks at ~0.5 GB with the tiny preset (14.5 GB when every row was padded
+# to the longest clip); see tests/test_long_clips.py.
+MAX_BATCH_FRAMES = 1 << 15
+ENCODE_GROUP = 1024  # sequences planned (and their indices held) at a time by encode_dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +197,12 @@ def reconstruct_batch(params: Any, x_btf: jax.Array, cfg: TokenizerConfig) -> tu
     return tmodel.reconstruct(params, x_btf, cfg)
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def encode_batch(params: Any, x_btf: jax.Array, cfg: TokenizerConfig) -> jax.Array:
+    """Jitted :func:`mm_jax.tokenizer.model.encode`: token ids [B, N] of normalised x (the encoder only)."""
+    return tmodel.encode(params, x_btf, cfg)
+
+
 def padded_length(longest: int, cfg: TokenizerConfig) -> int:
     """Frames a batch of clips up to ``longest`` frames is edge-padded to.
 
@@ -296,45 +307,64 @@ def encode_sequences(
     tok: LoadedTokenizer,
     sequences: Iterable[np.ndarray],
     *,
-    pad_to: int,
+    max_batch_frames: int = MAX_BATCH_FRAMES,
     progress: Callable[[int], None] | None = None,
+    pad_to: int | None = None,
 ) -> list[np.ndarray]:
-    """Token ids (int32 [N_i]) of each raw feature sequence [T_i, F].
+    """Token ids (int32 [N_i]) of each raw feature sequence [T_i, F], ``N_i = ceil(T_i / frames_per_token)``.
 
-    Sequences (each at most ``pad_to`` frames) are normalised with the
-    tokenizer's statistics, batched ``EVAL_CHUNK`` at a time, edge-padded to
-    :func:`padded_length` of ``pad_to`` (one compiled shape), and each result is
-    cut to ``ceil(T_i / frames_per_token)`` tokens.
+    Sequences are normalised with the tokenizer's statistics and encoded in
+    batches of at most ``max_batch_frames`` frames (:func:`mm_jax.tokenizer.data.plan_encode`):
+    bucketed by length, each edge-padded by the tokenizer's context, and one
+    longer than the budget encoded in overlapping windows. A sequence's codes
+    are the same as when it is encoded alone, whatever its batchmates or the
+    budget, and peak memory does not grow with the longest sequence.
+
+    Args:
+      tok: the trained tokenizer.
+      sequences: raw (unnormalised) features [T_i, F]; memory maps are read a batch at a time.
+      max_batch_frames: frames (rows x padded length) per jitted call, the memory budget.
+      progress: ``progress(n)`` after ``n`` more sequences are complete.
+      pad_to: ignored (batches were once padded to the longest sequence); kept for old callers.
+
+    Raises:
+      ShapeError: a sequence of another feature width or shorter than one token.
+      DataError: a sequence holding NaN or inf, named by its index.
+      ConfigError: ``max_batch_frames`` below one window of the tokenizer.
     """
-    cfg, out, chunk = tok.cfg, [], []
-
-    def flush() -> None:
-        lens = np.asarray([len(s) for s in chunk])
-        feats = np.concatenate(chunk)
-        offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
-        x, _ = tdata.padded_batch(feats, offs, lens, multiple=cfg.frames_per_token,
-                                  normalizer=tok.normalizer, pad_to=padded_length(pad_to, cfg))
-        ids = np.asarray(reconstruct_batch(tok.params, x, cfg)[1])
-        out.extend(row[: -(-int(n) // cfg.frames_per_token)].astype(np.int32) for row, n in zip(ids, lens))
-        if progress is not None:
-            progress(len(chunk))
-        chunk.clear()
-
-    for i, seq in enumerate(sequences):
-        seq = np.asarray(seq)
-        _check_features(seq, cfg, f"sequence {i}")
-        if len(seq) < cfg.frames_per_token:
-            raise ShapeError(
-                f"sequence {i} has {len(seq)} frames, shorter than the downsampling window {cfg.frames_per_token}"
-            )
-        if len(seq) > pad_to:
-            raise ShapeError(f"sequence {i} has {len(seq)} frames, longer than pad_to={pad_to}")
-        chunk.append(seq)
-        if len(chunk) == EVAL_CHUNK:
-            flush()
-    if chunk:
-        flush()
+    del pad_to
+    cfg = tok.cfg
+    seqs = [_checked_sequence(np.asarray(seq), cfg, i) for i, seq in enumerate(sequences)]
+    plan = tdata.plan_encode([len(s) for s in seqs], frames_per_token=cfg.frames_per_token,
+                             context=tmodel.context_frames(cfg), max_batch_frames=max_batch_frames,
+                             max_rows=EVAL_CHUNK)
+    out = [np.empty(-(-len(s) // cfg.frames_per_token), np.int32) for s in seqs]
+    rows_left = np.zeros(len(seqs), np.int64)
+    for batch in plan:
+        for row in batch.rows:
+            rows_left[row.seq] += 1
+    for batch in plan:
+        rows = batch.rows + (batch.rows[0],) * (batch.size - len(batch.rows))
+        x = np.stack([tdata.row_frames(seqs[r.seq], r, batch.frames) for r in rows])
+        x = np.asarray(tok.normalizer.normalize(x), np.float32)
+        ids = np.asarray(encode_batch(tok.params, x, cfg))
+        done = 0
+        for row, row_ids in zip(batch.rows, ids):
+            out[row.seq][row.dest:row.dest + row.keep] = row_ids[row.skip:row.skip + row.keep]
+            rows_left[row.seq] -= 1
+            done += int(rows_left[row.seq] == 0)
+        if progress is not None and done:
+            progress(done)
     return out
+
+
+def _checked_sequence(seq: np.ndarray, cfg: TokenizerConfig, i: int) -> np.ndarray:
+    _check_features(seq, cfg, f"sequence {i}")
+    if len(seq) < cfg.frames_per_token:
+        raise ShapeError(
+            f"sequence {i} has {len(seq)} frames, shorter than the downsampling window {cfg.frames_per_token}"
+        )
+    return seq
 
 
 def encode_dataset(
@@ -342,6 +372,7 @@ def encode_dataset(
     data_dir: str | pathlib.Path,
     out_path: str | pathlib.Path,
     *,
+    max_batch_frames: int = MAX_BATCH_FRAMES,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Encodes every sequence of a dataset into token ids, written as one .npz.
@@ -349,15 +380,16 @@ def encode_dataset(
     The file holds ``tokens`` (int32, all sequences concatenated),
     ``offsets``/``lengths`` (per sequence, in tokens), ``ids`` and ``splits``
     (per sequence) and ``tokenizer`` (JSON identity). It is written under a
-    temporary name and renamed when complete.
+    temporary name and renamed when complete. Sequences are read from the
+    dataset's memory map in groups of ``ENCODE_GROUP`` and encoded within
+    ``max_batch_frames`` (:func:`encode_sequences`).
     """
     from mm_jax.motion.synth import load_dataset
 
     tok = load_tokenizer(run_dir)
     ds = load_dataset(data_dir)
     records = [ds.record(i) for split in ("train", "val", "test") for i in ds.ids(split)]
-    pad_to = max(r["length"] for r in records)
-    done = 0
+    done, seqs = 0, []
 
     def tick(n: int) -> None:
         nonlocal done
@@ -365,7 +397,9 @@ def encode_dataset(
         if progress is not None:
             progress(done, len(records))
 
-    seqs = encode_sequences(tok, (ds.sequence(r["id"]) for r in records), pad_to=pad_to, progress=tick)
+    for k in range(0, len(records), ENCODE_GROUP):
+        group = (ds.sequence(r["id"]) for r in records[k:k + ENCODE_GROUP])
+        seqs += encode_sequences(tok, group, max_batch_frames=max_batch_frames, progress=tick)
     lengths = np.asarray([len(s) for s in seqs], np.int64)
     out_path = pathlib.Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
