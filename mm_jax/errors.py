@@ -66,3 +66,7 @@ class StorageError(MmJaxError, OSError):
             space = "free space unknown"
         need = "" if needed is None else f", about {needed / 1e6:.1f} MB needed"
         return cls(f"cannot write {where}: {err}; {space}{need}" + (f"; {note}" if note else ""))
+
+
+class DiskFullError(StorageError):
+    """No space left on the device (ENOSPC) or quota exceeded while writing; the previous files are kept."""

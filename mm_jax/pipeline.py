@@ -55,8 +55,9 @@ import numpy as np
 
 from mm_jax.configs import get_preset
 from mm_jax.errors import ConfigError, DataError
-from mm_jax.shards.manifest import check_compatible, codebook_size, read_manifest
+from mm_jax.shards.manifest import check_compatible, codebook_size, read_manifest, split_entry
 from mm_jax.shards.reader import ShardSource
+from mm_jax.shards.verify import verify_shards
 from mm_jax.text.tokenize import CLS_ID, PAD_ID, SEP_ID
 
 log = logging.getLogger(__name__)
@@ -280,19 +281,25 @@ def build_pipeline(
     process_count: int | None = None,
     tokenizer_identity: Mapping[str, Any] | None = None,
     text_identity: Mapping[str, Any] | None = None,
+    verify: bool = True,
 ) -> Pipeline:
     """Builds the pipeline of ``split`` for one process (default: this JAX process).
 
     ``tokenizer_identity``/``text_identity``, when given, are checked against
     the manifest first (:func:`mm_jax.shards.check_compatible`), so shards of
     another tokenizer or vocabulary fail here, before any training step.
+    With ``verify`` the split's shards are hashed against the manifest's
+    sha256 (:func:`mm_jax.shards.verify_shards`, ``decode=False``: ~0.3 s
+    for the demo's shards, disk speed in general), so a flipped byte fails
+    here, naming the shard, not at the step that first reads it; with
+    ``cfg.skip_corrupt`` a bad shard is logged and its records skipped.
 
     Raises:
       ConfigError: ``global_batch_size`` not divisible by ``process_count``,
         a text budget below the shards', or a process slice smaller than a batch.
-      DataError: no manifest/split, shards made with another tokenizer or
-        text vocabulary, or (unless ``skip_corrupt``) a missing or truncated
-        shard, named.
+      DataError: no manifest/split (or an empty one, naming the splits with
+        records), shards made with another tokenizer or text vocabulary, or
+        (unless ``skip_corrupt``) a missing, truncated or corrupt shard, named.
     """
     pi, pc = _process_slice(process_index, process_count)
     if cfg.global_batch_size % pc:
@@ -300,6 +307,8 @@ def build_pipeline(
                           f"process_count={pc}")
     check_compatible(read_manifest(shards_dir), tokenizer_identity=tokenizer_identity,
                      text_identity=text_identity)
+    if verify:
+        _verify_split(shards_dir, split, skip_corrupt=cfg.skip_corrupt)
     source = ShardSource(shards_dir, split, allow_bad_files=cfg.skip_corrupt)
     shard_s = int(source.manifest["text"]["max_tokens"])
     if cfg.max_text_tokens < shard_s:
@@ -323,6 +332,22 @@ def build_pipeline(
         ds = grain.experimental.LimitIterDataset(ds, (len(source) // pc) * cfg.num_epochs // local_b)
     return Pipeline(dataset=ds, samples=samples, special=special, manifest=source.manifest,
                     local_batch_size=local_b, records_per_process=len(keys), num_records=len(source))
+
+
+def _verify_split(shards_dir: str | pathlib.Path, split: str, *, skip_corrupt: bool) -> None:
+    """The split's shards match their manifest checksums (DataError naming each bad one)."""
+    split_entry(read_manifest(shards_dir), split)  # an absent or empty split: its own named error
+    try:
+        report = verify_shards(shards_dir, decode=False, splits=[split])
+    except DataError as e:
+        if not skip_corrupt:
+            raise DataError(f"split {split!r} fails verification at start-up: {e}. Re-run `mm-jax data "
+                            "tokenize` into the same directory to rewrite the bad shards (good ones are kept)"
+                            ) from None
+        log.warning("split %r fails verification (skip_corrupt: its bad records are skipped): %s", split, e)
+        return
+    log.info("verified the %d shard(s) of split %r in %.2f s", report["splits"][split]["num_shards"], split,
+             report["seconds"])
 
 
 def global_batch(local_batch: Mapping[str, np.ndarray], mesh: Any, sharding: Any) -> dict[str, Any]:

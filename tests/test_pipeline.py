@@ -198,6 +198,25 @@ def test_truncated_shard(shards, tmp_path):
     assert sum(int(b["num_skipped"].sum()) for b in batches) == 11
 
 
+def test_a_flipped_byte_fails_at_start_up_not_mid_training(shards, tmp_path, caplog):
+    """Issue 13, item 9: the shards' sha256 are checked when the pipeline is built (train start-up)."""
+    import shutil
+
+    bad = tmp_path / "flipped"
+    shutil.copytree(shards, bad)
+    shard = bad / "train-00002-of-00003.array_record"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, so only a checksum can tell
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"split 'train' fails verification at start-up: .*"
+                                        r"train-00002-of-00003.array_record fails its sha256"):
+        build_pipeline(bad, CFG, process_index=0, process_count=1)
+    skip = dataclasses.replace(CFG, skip_corrupt=True)
+    build_pipeline(bad, skip, process_index=0, process_count=1)  # logged; bad records skipped when read
+    assert "fails verification" in caplog.text
+    build_pipeline(bad, CFG, process_index=0, process_count=1, verify=False)  # opt out: fails when read
+
+
 def test_shards_of_another_tokenizer_or_vocabulary_fail_at_build(shards, tmp_path):
     from mm_jax.shards import text_identity
 

@@ -211,7 +211,7 @@ def test_missing_manifest_and_split(tmp_path):
     with pytest.raises(DataError, match="manifest.json does not exist"):
         verify_shards(tmp_path)
     sf.make_shards(tmp_path, num_shards=1)
-    with pytest.raises(DataError, match=r"no split 'val'; splits present: \['train'\]"):
+    with pytest.raises(DataError, match=r"no split 'val'; splits with records: \['train'\]"):
         ShardSource(tmp_path, "val")
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(FormatError, match="not readable JSON"):
@@ -271,7 +271,6 @@ def test_real_tokenizer_path(tmp_path):
     import dataclasses
 
     from mm_jax.shards import write_shards
-    from mm_jax.shards.writer import _pad_to
     from mm_jax.tokenizer.artifact import encode_sequences, load_tokenizer
     from mm_jax.tokenizer.config import PRESETS as TOK_PRESETS
     from mm_jax.tokenizer.train import train
@@ -288,10 +287,107 @@ def test_real_tokenizer_path(tmp_path):
     ds = synth.load_dataset(data)
     ids = sorted(ds.ids("train"))
     src = ShardSource(tmp_path / "shards", "train")
-    pad_to = _pad_to(ds, "train", tok.cfg.frames_per_token)
-    want = encode_sequences(tok, [ds.sequence(ids[0])], pad_to=pad_to)[0]
+    want = encode_sequences(tok, [ds.sequence(ids[0])])[0]  # alone: the same codes as in its shard
     rec = src.record(0)
     assert rec.id == ids[0] and len(src) == len(ids)
     np.testing.assert_array_equal(rec.motion_codes, want)
     assert len(rec.motion_codes) == -(-rec.num_frames // tok.cfg.frames_per_token)
     assert verify_shards(tmp_path / "shards")["ok"]
+
+
+# ----------------------------------------------------------------------------- leftovers (issue 13, item 9)
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_tmp_shards_of_dead_writers_are_removed(tmp_path):
+    """A writer killed with kill -9 leaves ``.NAME.tmp-PID`` files; the next run deletes them."""
+    import subprocess
+    import sys
+
+    from mm_jax.shards.cleanup import remove_stale_tmp
+
+    tmp_path.joinpath(".parts").mkdir()
+    live_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = tmp_path / f".train-00000-of-00002.array_record.tmp-{_dead_pid()}"
+        dead_part = tmp_path / ".parts" / f".train-00000-of-00002.array_record.json.tmp-{_dead_pid()}"
+        live = tmp_path / f".val-00000-of-00001.array_record.tmp-{live_proc.pid}"
+        for path in (dead, dead_part, live):
+            path.write_bytes(b"x" * 1000)
+        # Without the directory's lock only the files of processes that are gone are stale.
+        assert sorted(remove_stale_tmp(tmp_path)) == sorted([dead, dead_part]) and live.exists()
+        dead.write_bytes(b"x" * 1000)
+        # write_shards holds the lock (mm_jax.runlock): no other writer can be running, all are stale.
+        sf.make_shards(tmp_path, num_shards=2)
+        assert not dead.exists() and not live.exists()
+    finally:
+        live_proc.kill()
+        live_proc.wait()
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    assert verify_shards(tmp_path)["ok"]
+
+
+def test_retokenizing_with_another_num_shards_leaves_one_set(tmp_path):
+    ds = sf.FakeDataset(41)
+    sf.make_shards(tmp_path, dataset=ds, num_shards=3)
+    sf.make_shards(tmp_path, dataset=ds, num_shards=1, split="val")
+    manifest = sf.make_shards(tmp_path, dataset=ds, num_shards=2)
+    assert sorted(p.name for p in tmp_path.glob("train-*")) == [
+        "train-00000-of-00002.array_record", "train-00001-of-00002.array_record"]
+    assert sorted(p.name for p in (tmp_path / ".parts").glob("train-*")) == [
+        "train-00000-of-00002.array_record.json", "train-00001-of-00002.array_record.json"]
+    assert (tmp_path / "val-00000-of-00001.array_record").exists()  # other splits are kept
+    assert [s["file"] for s in manifest["splits"]["train"]["shards"]] == [
+        "train-00000-of-00002.array_record", "train-00001-of-00002.array_record"]
+    assert verify_shards(tmp_path)["splits"]["train"]["num_records"] == 33
+
+
+def test_a_reader_never_sees_a_mixed_shard_set(tmp_path):
+    """Re-tokenizing other data into the same shard names: while it runs, the listed set stays consistent."""
+    sf.make_shards(tmp_path, dataset=sf.FakeDataset(41, seed=0), num_shards=3)
+    seen = []
+
+    def encode_and_look(seqs):
+        try:  # what a reader opening the directory now would get
+            seen.append(verify_shards(tmp_path, decode=False)["splits"].get("train", "withdrawn"))
+        except DataError as e:
+            seen.append(f"mixed: {e}")
+        return sf.fake_encode(seqs)
+
+    sf.make_shards(tmp_path, dataset=sf.FakeDataset(44), num_shards=3, encode_fn=encode_and_look)
+    assert seen == ["withdrawn"] * 3, seen
+    assert verify_shards(tmp_path)["ok"]
+
+
+# ----------------------------------------------------------------------------- empty split (item 11)
+
+def test_an_empty_split_is_recorded_and_named_on_read(tmp_path):
+    from mm_jax.pipeline import PipelineConfig, build_pipeline
+
+    ds = sf.FakeDataset(41)
+    sf.make_shards(tmp_path, dataset=ds, num_shards=2)
+    sf.make_shards(tmp_path, dataset=ds, num_shards=1, split="val")
+    empty = sf.FakeDataset(8)  # ids s00000..s00007: all train
+    manifest = sf.make_shards(tmp_path, dataset=empty, num_shards=1, split="test")
+    assert manifest["splits"]["test"]["skipped"] == "empty"
+    assert manifest["splits"]["test"]["num_records"] == 0 and manifest["splits"]["test"]["shards"] == []
+    assert read_manifest(tmp_path)["splits"]["test"] == manifest["splits"]["test"]
+    want = r"split 'test' of the shards holds no records \(it was empty when tokenized\); " \
+           r"splits with records: \['train', 'val'\]"
+    with pytest.raises(DataError, match=want):
+        ShardSource(tmp_path, "test")
+    with pytest.raises(DataError, match=want):
+        build_pipeline(tmp_path, PipelineConfig(global_batch_size=2, max_text_tokens=8), split="test",
+                       process_index=0, process_count=1)
+    assert verify_shards(tmp_path)["splits"]["test"]["num_records"] == 0
+    assert inspect_shards(tmp_path, num_records=1)["records"][0]["split"] == "train"
+    # A split that held records and is now empty loses its old shards.
+    sf.make_shards(tmp_path, dataset=empty, num_shards=1, split="val")
+    assert not list(tmp_path.glob("val-*")) and read_manifest(tmp_path)["splits"]["val"]["skipped"] == "empty"

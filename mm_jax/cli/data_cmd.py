@@ -72,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", default="train,val,test")
     p.add_argument("--num-shards", type=int, default=8, help="shards per split (at most its record count)")
     p.add_argument("--text-max-tokens", type=int, default=64, help="caption budget in tokens")
+    p.add_argument("--max-batch-frames", type=int, default=None, metavar="FRAMES",
+                   help="motion encoder memory budget: frames per batch (default 32768); longer clips "
+                        "are encoded in overlapping windows with the same codes")
     p.set_defaults(handler=_tokenize)
 
     p = dsub.add_parser("inspect", help="list shards, verify checksums, print records")
@@ -230,22 +233,21 @@ def _tokenize(args: argparse.Namespace) -> int:
     from mm_jax.motion.synth import load_dataset
 
     ds = load_dataset(args.data)
-    summary, skipped = {}, []
-    for split in args.splits.split(","):
-        n = min(args.num_shards, len(ds.ids(split)))
-        if n == 0:
+    splits = args.splits.split(",")
+    skipped = [split for split in splits if not ds.ids(split)]
+    if len(skipped) == len(splits):
+        raise DataError(f"every requested split ({args.splits}) of {args.data} is empty; nothing written")
+    for split in splits:
+        if split in skipped:  # the manifest records it as {"num_records": 0, "skipped": "empty"}
             print(f"mm-jax: note: split {split!r} of {args.data} is empty; no shards written for it",
                   file=sys.stderr)
-            skipped.append(split)
-            continue
         with progress_bar(f"sharding {split}", unit="rec") as bar:
-            manifest = write_shards(ds, args.tokenizer, args.out, split=split, num_shards=n,
-                                    text_max_tokens=args.text_max_tokens, progress=bar)
-        summary = {k: v for k, v in manifest.items() if k != "splits"}
-        summary["splits"] = {s: {k: v for k, v in e.items() if k != "shards"}
-                             for s, e in manifest.get("splits", {}).items()}
-    if len(skipped) == len(args.splits.split(",")):
-        raise DataError(f"every requested split ({args.splits}) of {args.data} is empty; nothing written")
+            manifest = write_shards(ds, args.tokenizer, args.out, split=split,
+                                    num_shards=min(args.num_shards, len(ds.ids(split))) or args.num_shards,
+                                    text_max_tokens=args.text_max_tokens, progress=bar,
+                                    max_batch_frames=args.max_batch_frames)
+    summary = {k: v for k, v in manifest.items() if k != "splits"}
+    summary["splits"] = {s: {k: v for k, v in e.items() if k != "shards"} for s, e in manifest["splits"].items()}
     summary["empty_splits_skipped"] = skipped
     print(json.dumps(summary, indent=2, default=str))
     return 0

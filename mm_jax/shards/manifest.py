@@ -13,9 +13,13 @@
                           "num_truncated", "num_frames", "num_motion_tokens",
                           "source": {"data_dir", "ids_sha256"},
                           "shards": [{"file", "num_records", "bytes", "sha256",
-                                      "num_unk", "num_truncated", ...}]}}}
+                                      "num_unk", "num_truncated", ...}]},
+                "test": {"num_records": 0, "num_shards": 0, "shards": [],
+                         "skipped": "empty", ...}}}
 
-All splits of one directory share the tokenizer and text identities. The
+A split that was empty when tokenized is listed with ``"skipped": "empty"``;
+reading it is a DataError naming the splits that hold records. All splits
+of one directory share the tokenizer and text identities. The
 manifest is written last and atomically (temporary file + ``os.replace``).
 :func:`check_compatible` compares the identities with what a model expects
 and is meant to run at training start-up, before any step.
@@ -23,13 +27,14 @@ and is meant to run at training start-up, before any step.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import pathlib
 from typing import Any, Mapping
 
-from mm_jax.errors import DataError, FormatError
+from mm_jax.errors import DataError, DiskFullError, FormatError
 
 MANIFEST = "manifest.json"
 FORMAT = "mm_jax.shards"
@@ -42,10 +47,26 @@ def shard_name(split: str, index: int, count: int) -> str:
 
 
 def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
-    """Writes JSON to ``path`` through a temporary file and a rename."""
+    """Writes JSON to ``path`` through a temporary file and a rename.
+
+    Raises:
+      DiskFullError: the disk is full; the temporary file is deleted and
+        ``path`` keeps its previous content.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # never raise again while handling the write's own error
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError.of(tmp, e, needed=len(text.encode()),
+                                   note=f"deleted the temporary file; {path} keeps its previous content") from None
+        raise
 
 
 def read_manifest(shards_dir: str | pathlib.Path) -> dict[str, Any]:
@@ -78,12 +99,22 @@ def read_manifest(shards_dir: str | pathlib.Path) -> dict[str, Any]:
     return manifest
 
 
+def nonempty_splits(manifest: Mapping[str, Any]) -> list[str]:
+    """The splits that hold records (an empty split is recorded as ``"skipped": "empty"``)."""
+    return sorted(s for s, e in manifest["splits"].items() if int(e.get("num_records", 0)) > 0)
+
+
 def split_entry(manifest: Mapping[str, Any], split: str) -> dict[str, Any]:
-    """The manifest entry of ``split``, or DataError listing the splits present."""
+    """The manifest entry of ``split``, or DataError (naming the non-empty splits) when it is absent or empty."""
     splits = manifest["splits"]
     if split not in splits:
-        raise DataError(f"shards hold no split {split!r}; splits present: {sorted(splits)}")
-    return splits[split]
+        raise DataError(f"shards hold no split {split!r}; splits with records: {nonempty_splits(manifest)}")
+    entry = splits[split]
+    if int(entry.get("num_records", 0)) == 0:
+        why = " (it was empty when tokenized)" if entry.get("skipped") == "empty" else ""
+        raise DataError(f"split {split!r} of the shards holds no records{why}; "
+                        f"splits with records: {nonempty_splits(manifest)}")
+    return entry
 
 
 def codebook_size(manifest: Mapping[str, Any]) -> int:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import pathlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from mm_jax.errors import DataError, MmJaxError
-from mm_jax.shards.manifest import read_manifest
+from mm_jax.shards.manifest import nonempty_splits, read_manifest, split_entry
 from mm_jax.shards.record import ShardRecord, decode_record
 from mm_jax.shards.writer import file_sha256
 
@@ -56,13 +56,15 @@ def _check_shard(path: pathlib.Path, shard: dict[str, Any], decode: bool) -> str
 
 
 def verify_shards(shards_dir: str | pathlib.Path, *, decode: bool = True,
-                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Verifies every shard of every split listed in the manifest.
+                  progress: Callable[[int, int], None] | None = None,
+                  splits: Sequence[str] | None = None) -> dict[str, Any]:
+    """Verifies every shard of every split listed in the manifest (or of ``splits``).
 
     Args:
       shards_dir: directory with ``manifest.json``.
       decode: also decode each record (CRC32, schema); else hashes and counts only.
       progress: ``progress(shards_done, shards_total)``.
+      splits: only these splits (each must be in the manifest); None for all.
 
     Returns:
       ``{"ok": True, "splits": {split: {"num_shards", "num_records", "bytes"}}, "seconds"}``.
@@ -74,7 +76,13 @@ def verify_shards(shards_dir: str | pathlib.Path, *, decode: bool = True,
     t0 = time.perf_counter()
     root = pathlib.Path(shards_dir)
     manifest = read_manifest(root)
-    shards = [(split, s) for split, e in sorted(manifest["splits"].items()) for s in e["shards"]]
+    if splits is None:
+        chosen = sorted(manifest["splits"])
+        entries = [manifest["splits"][split] for split in chosen]
+    else:
+        chosen = list(splits)
+        entries = [split_entry(manifest, split) for split in chosen]  # DataError naming an absent/empty one
+    shards = [(split, s) for split, e in zip(chosen, entries) for s in e["shards"]]
     problems = []
     for done, (_, shard) in enumerate(shards, 1):
         problem = _check_shard(root / shard["file"], shard, decode)
@@ -86,10 +94,10 @@ def verify_shards(shards_dir: str | pathlib.Path, *, decode: bool = True,
     if problems:
         more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
         raise DataError(f"{len(problems)} bad shard(s) in {root}: " + "; ".join(problems[:MAX_LISTED]) + more)
-    splits = {split: {"num_shards": e["num_shards"], "num_records": e["num_records"],
-                      "bytes": int(sum(s["bytes"] for s in e["shards"]))}
-              for split, e in manifest["splits"].items()}
-    return {"ok": True, "splits": splits, "seconds": round(time.perf_counter() - t0, 3)}
+    summary = {split: {"num_shards": e["num_shards"], "num_records": e["num_records"],
+                       "bytes": int(sum(s["bytes"] for s in e["shards"]))}
+               for split, e in manifest["splits"].items() if split in chosen}
+    return {"ok": True, "splits": summary, "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def record_summary(rec: ShardRecord, max_codes: int = 16) -> dict[str, Any]:
@@ -118,7 +126,7 @@ def inspect_shards(shards_dir: str | pathlib.Path, num_records: int = 3, *, spli
 
     root = pathlib.Path(shards_dir)
     manifest = read_manifest(root)
-    split = split or sorted(manifest["splits"])[0]
+    split = split or (nonempty_splits(manifest) or sorted(manifest["splits"]))[0]
     out: dict[str, Any] = {
         "dir": str(root.absolute()), "tokenizer": manifest["tokenizer"], "text": manifest["text"],
         "splits": {name: {k: v for k, v in e.items() if k != "shards"}

@@ -12,6 +12,17 @@ together with a fingerprint of its inputs (sample ids, tokenizer and text
 identities, schema version). A re-run keeps a shard whose file hash and
 fingerprint both match and rewrites any other; the manifest is written last.
 The split's ids are sorted and cut into ``num_shards`` contiguous blocks.
+
+Nothing lost, nothing mixed: a run first deletes the temporary files of
+writers that are gone (:func:`mm_jax.shards.cleanup.remove_stale_tmp`); a
+split re-tokenized into other shard names keeps its old set listed until the
+new manifest replaces it, then deletes it; a run that must rewrite a file the
+manifest lists takes the split out of the manifest first, so a reader sees
+the old set, a named "no such split" error, or the new set, never a mix. A
+full disk deletes the temporary file and raises
+:class:`~mm_jax.errors.DiskFullError` naming it, the free space and the
+space needed; the files already in place are kept. An empty split is
+recorded as ``{"num_records": 0, "skipped": "empty", "shards": []}``.
 """
 
 from __future__ import annotations
@@ -27,7 +38,8 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from mm_jax import runlock
-from mm_jax.errors import ConfigError, DataError, ShapeError
+from mm_jax.errors import ConfigError, DataError, DiskFullError, ShapeError
+from mm_jax.shards import cleanup
 from mm_jax.shards import manifest as mf
 from mm_jax.shards.record import VERSION, ShardRecord, caption_rows, encode_record
 
@@ -70,6 +82,7 @@ def write_shards(
     encode_fn: EncodeFn | None = None,
     tokenizer_identity: dict[str, Any] | None = None,
     text_tokenizer: Any = None,
+    max_batch_frames: int | None = None,
 ) -> dict[str, Any]:
     """Tokenizes ``split`` of ``data_dir`` into ``num_shards`` shards in ``out_dir``.
 
@@ -87,14 +100,20 @@ def write_shards(
         needs ``tokenizer_identity`` when ``tokenizer_run`` is None.
       tokenizer_identity: overrides the identity recorded for ``encode_fn``.
       text_tokenizer: replaces ``TextTokenizer.from_pretrained(max_tokens=S)``.
+      max_batch_frames: the motion encoder's memory budget in frames per batch
+        (default ``mm_jax.tokenizer.artifact.MAX_BATCH_FRAMES``); long clips
+        are encoded in windows, with the same codes.
 
     Returns:
       The manifest dict (also written to ``out_dir/manifest.json``).
 
     Raises:
       ConfigError: bad ``num_shards`` / budgets, or no way to encode motion.
-      DataError: an empty split, bad captions, or ``out_dir`` holding shards of
-        another tokenizer or vocabulary.
+      DataError: bad captions, or ``out_dir`` holding shards of another
+        tokenizer or vocabulary. An empty split is not an error: it is
+        recorded in the manifest as skipped (and logged).
+      DiskFullError: the disk filled up; the temporary file is deleted and
+        the shards and manifest already in place are kept.
     """
     if isinstance(data_dir, (str, pathlib.Path)):
         from mm_jax.motion.synth import load_dataset
@@ -102,15 +121,15 @@ def write_shards(
         dataset, source = load_dataset(data_dir), str(pathlib.Path(data_dir).absolute())
     else:
         dataset, source = data_dir, None
-    enc = _make_encoders(dataset, split, tokenizer_run, encode_fn, tokenizer_identity,
-                         text_tokenizer, text_max_tokens)
+    enc = _make_encoders(tokenizer_run, encode_fn, tokenizer_identity, text_tokenizer, text_max_tokens,
+                         max_batch_frames)
     with runlock.lock_dir(out_dir):  # one writer per shards directory (LockError names the other)
         return _write_split(dataset, enc, out_dir, split=split, num_shards=num_shards,
                             data_dir=source, progress=progress)
 
 
-def _make_encoders(dataset: MotionDataset, split: str, tokenizer_run: Any, encode_fn: EncodeFn | None,
-                   tokenizer_identity: dict | None, text_tokenizer: Any, text_max_tokens: int) -> _Encoders:
+def _make_encoders(tokenizer_run: Any, encode_fn: EncodeFn | None, tokenizer_identity: dict | None,
+                   text_tokenizer: Any, text_max_tokens: int, max_batch_frames: int | None) -> _Encoders:
     from mm_jax.text.config import TextConfig
 
     text_cfg = TextConfig(max_tokens=text_max_tokens)
@@ -125,13 +144,13 @@ def _make_encoders(dataset: MotionDataset, split: str, tokenizer_run: Any, encod
     if encode_fn is None and tokenizer_run is None:
         raise ConfigError("write_shards needs tokenizer_run (a trained tokenizer) or an encode_fn")
     if tokenizer_run is not None and (encode_fn is None or tokenizer_identity is None):
-        from mm_jax.tokenizer.artifact import encode_sequences, load_tokenizer
+        from mm_jax.tokenizer.artifact import MAX_BATCH_FRAMES, encode_sequences, load_tokenizer
 
         tok = load_tokenizer(tokenizer_run)
         tokenizer_identity = tokenizer_identity or tok.identity()
         if encode_fn is None:
-            pad_to = _pad_to(dataset, split, tok.cfg.frames_per_token)
-            encode_fn = lambda seqs: encode_sequences(tok, seqs, pad_to=pad_to)  # noqa: E731
+            budget = MAX_BATCH_FRAMES if max_batch_frames is None else max_batch_frames
+            encode_fn = lambda seqs: encode_sequences(tok, seqs, max_batch_frames=budget)  # noqa: E731
     if tokenizer_identity is None:
         raise ConfigError("an injected encode_fn needs tokenizer_identity "
                           "(fsq_levels, frames_per_token, ...)")
@@ -141,12 +160,6 @@ def _make_encoders(dataset: MotionDataset, split: str, tokenizer_run: Any, encod
                                config_identity=text_cfg.identity(), max_tokens=text_max_tokens)
     return _Encoders(encode_fn=encode_fn, text=text_tokenizer, tokenizer_run=run,
                      tokenizer_identity=dict(tokenizer_identity), text_identity=text_id)
-
-
-def _pad_to(dataset: MotionDataset, split: str, multiple: int) -> int:
-    """The longest sequence of ``split``, rounded up to the tokenizer's window."""
-    longest = max(int(dataset.record(i)["length"]) for i in dataset.ids(split))
-    return -(-longest // multiple) * multiple
 
 
 def _write_split(
@@ -159,28 +172,34 @@ def _write_split(
     data_dir: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Writes (or reuses) every shard of ``split``, then the manifest."""
+    """Writes (or reuses) every shard of ``split``, then the manifest, then drops the replaced set."""
     if not isinstance(num_shards, int) or num_shards < 1:
         raise ConfigError(f"num_shards={num_shards!r} must be an int >= 1")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / ".parts").mkdir(exist_ok=True)
+    cleanup.remove_stale_tmp(out)
     base = _base_manifest(out, enc)
     ids = sorted(dataset.ids(split))
     if not ids:
-        raise DataError(f"split {split!r} of the dataset is empty")
+        log.warning("split %r is empty: no shards written; the manifest records it as skipped", split)
+        return _finish(out, base, split, _empty_summary(data_dir))
     if num_shards > len(ids):
         raise ConfigError(f"num_shards={num_shards} exceeds the {len(ids)} records of split {split!r}")
     bounds = np.linspace(0, len(ids), num_shards + 1).round().astype(int)
-    entries, done = [], 0
+    plan = []
     for i in range(num_shards):
         shard_ids = ids[bounds[i]:bounds[i + 1]]
         name = mf.shard_name(split, i, num_shards)
         fp = _fingerprint(shard_ids, enc, split, i, num_shards)
-        entry = _reusable_entry(out, name, fp)
+        plan.append((name, shard_ids, fp, _reusable_entry(out, name, fp)))
+    _withdraw_if_overwriting(out, base, split, [name for name, _, _, entry in plan if entry is None])
+    entries, done = [], 0
+    for name, shard_ids, fp, entry in plan:
         if entry is None:
             entry = _write_shard(dataset, enc, shard_ids, out / name, split,
-                                 lambda n, d=done: progress and progress(d + n, len(ids)))
+                                 lambda n, d=done: progress and progress(d + n, len(ids)),
+                                 remaining=len(ids) - done)
             mf.write_json_atomic(out / ".parts" / f"{name}.json", {**entry, "fingerprint": fp})
         else:
             log.info("shard %s is complete (sha256 verified); skipped", name)
@@ -188,9 +207,31 @@ def _write_split(
         done += len(shard_ids)
         if progress is not None:
             progress(done, len(ids))
-    base["splits"][split] = _split_summary(entries, ids, data_dir)
+    return _finish(out, base, split, _split_summary(entries, ids, data_dir))
+
+
+def _finish(out: pathlib.Path, base: dict[str, Any], split: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Writes the manifest with ``split``'s new entry, then deletes the shards it no longer lists."""
+    base["splits"][split] = summary
     mf.write_json_atomic(out / mf.MANIFEST, base)
+    cleanup.remove_other_shards(out, split, [s["file"] for s in summary["shards"]])
     return base
+
+
+def _withdraw_if_overwriting(out: pathlib.Path, base: dict[str, Any], split: str, rewrites: list[str]) -> None:
+    """Takes ``split`` out of the manifest before a file it lists is rewritten in place.
+
+    A split re-tokenized into other file names keeps its old, complete set
+    listed (and readable) until the new manifest replaces it; only an
+    in-place rewrite would make the listed set a mix of old and new files.
+    """
+    listed = {s["file"] for s in base["splits"].get(split, {}).get("shards", [])}
+    clash = sorted(listed.intersection(rewrites))
+    if clash and (out / mf.MANIFEST).exists():
+        log.info("split %r is rewritten in place (%s); it leaves the manifest until its new set is complete",
+                 split, ", ".join(clash))
+        base["splits"].pop(split)
+        mf.write_json_atomic(out / mf.MANIFEST, base)
 
 
 def _base_manifest(out: pathlib.Path, enc: _Encoders) -> dict[str, Any]:
@@ -260,18 +301,26 @@ def _encode_chunk(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], sp
 
 
 def _write_shard(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], path: pathlib.Path,
-                 split: str, progress: Callable[[int], Any]) -> dict[str, Any]:
-    """Writes one shard under a temporary name, hashes it, renames it; its entry."""
+                 split: str, progress: Callable[[int], Any], *, remaining: int) -> dict[str, Any]:
+    """Writes one shard under a temporary name, hashes it, renames it; its entry.
+
+    ``remaining``: records of the split from this shard on (to say how much
+    space a full disk lacks).
+    """
     from array_record.python.array_record_module import ArrayRecordWriter
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    writer = ArrayRecordWriter(str(tmp), WRITER_OPTIONS)
+    writer = None
     stats = {"num_unk": 0, "num_truncated": 0, "num_captions": 0, "num_frames": 0, "num_motion_tokens": 0}
+    sizes = [0, 0]  # records encoded, their bytes
     try:
+        writer = ArrayRecordWriter(str(tmp), WRITER_OPTIONS)
         for start in range(0, len(ids), CHUNK):
             records, unk, trunc = _encode_chunk(dataset, enc, ids[start:start + CHUNK], split)
             for rec in records:
-                writer.write(encode_record(rec))
+                data = encode_record(rec)
+                sizes[0], sizes[1] = sizes[0] + 1, sizes[1] + len(data)
+                writer.write(data)
                 stats["num_captions"] += rec.num_captions
                 stats["num_frames"] += rec.num_frames
                 stats["num_motion_tokens"] += int(rec.motion_codes.size)
@@ -279,13 +328,17 @@ def _write_shard(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], pat
             stats["num_truncated"] += trunc
             progress(start + len(records))
         writer.close()
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
+        entry = {"file": path.name, "num_records": len(ids), "bytes": tmp.stat().st_size,
+                 "sha256": file_sha256(tmp), **stats}
+        os.replace(tmp, path)
+    except BaseException as e:
+        cleanup.discard(tmp, writer)
+        if cleanup.disk_full(e):
+            needed = remaining * sizes[1] // max(sizes[0], 1) if sizes[0] else None
+            raise DiskFullError.of(tmp, e, needed=needed, note=(
+                f"deleted the partial shard; the shards and manifest already in {path.parent} are kept. "
+                "Free space and re-run: finished shards are reused")) from None
         raise
-    entry = {"file": path.name, "num_records": len(ids), "bytes": tmp.stat().st_size,
-             "sha256": file_sha256(tmp), **stats}
-    os.replace(tmp, path)
     return entry
 
 
@@ -295,3 +348,11 @@ def _split_summary(entries: list[dict[str, Any]], ids: Sequence[str], data_dir: 
     ids_sha = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     out.update(num_shards=len(entries), shards=entries, source={"data_dir": data_dir, "ids_sha256": ids_sha})
     return out
+
+
+def _empty_summary(data_dir: str | None) -> dict[str, Any]:
+    """The manifest entry of a split with no records: nothing to read, and it says why."""
+    keys = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
+    empty = hashlib.sha256(b"").hexdigest()
+    return {**dict.fromkeys(keys, 0), "num_shards": 0, "shards": [], "skipped": "empty",
+            "source": {"data_dir": data_dir, "ids_sha256": empty}}

@@ -13,7 +13,10 @@ A data set is a directory (see docs/data_format.md) holding
 :class:`DatasetWriter` streams features to disk (nothing is held in memory),
 writes into ``.<name>.partial`` next to the target and renames it into place
 at the end, so an interrupted run never leaves a directory that looks
-complete. JSON is written with sorted keys and fixed separators, and the
+complete. A full disk (ENOSPC/EDQUOT) deletes the partial directory and
+raises :class:`~mm_jax.errors.DiskFullError` naming it, the free space and
+the space needed; a data set already at the target is untouched (replacing
+one is two renames, undone if the second fails). JSON is written with sorted keys and fixed separators, and the
 ``.npz`` with fixed zip timestamps, so the same inputs give the same bytes.
 :func:`load_dataset` validates every file and raises :class:`FormatError`
 naming the file and the problem.
@@ -21,8 +24,11 @@ naming the file and the problem.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
+import logging
 import pathlib
 import shutil
 import zipfile
@@ -30,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from mm_jax.errors import DataError, FormatError
+from mm_jax.errors import DataError, DiskFullError, FormatError
 from mm_jax.motion.features import FEATURE_DIM, NORMALIZER_GROUPS
 from mm_jax.motion.normalize import Normalizer
 
@@ -39,6 +45,8 @@ FORMAT_VERSION = 2
 FILES = ("features.npy", "sequences.jsonl", "split.json", "stats.npz", "meta.json")
 SPLITS = ("train", "val", "test")
 _HEADER_BYTES = 128  # reserved .npy header (magic + header), rewritten with the final shape
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+log = logging.getLogger(__name__)
 
 
 def dumps(obj: Any) -> str:
@@ -76,13 +84,16 @@ class DatasetWriter:
         self.tmp = self.out_dir.parent / f".{self.out_dir.name}.partial"
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
         self.width = width
         self.rows = 0
-        self._feat = open(self.tmp / "features.npy", "wb")
-        self._feat.write(b"\0" * _HEADER_BYTES)
-        self._seqs = open(self.tmp / "sequences.jsonl", "w", encoding="ascii", newline="\n")
+        self.bytes = _HEADER_BYTES  # written so far (features and records), for a full disk's message
         self.records: list[dict] = []
+        self._feat = self._seqs = None
+        with self._space():
+            self.tmp.mkdir(parents=True)
+            self._feat = open(self.tmp / "features.npy", "wb")
+            self._feat.write(b"\0" * _HEADER_BYTES)
+            self._seqs = open(self.tmp / "sequences.jsonl", "w", encoding="ascii", newline="\n")
 
     def add(self, record: dict, features: np.ndarray) -> dict:
         """Appends one sequence; ``record`` gets ``offset`` and ``length``; returns the stored record."""
@@ -92,14 +103,26 @@ class DatasetWriter:
         if not np.isfinite(feats).all():
             raise DataError(f"{record.get('id')}: features contain NaN or inf")
         rec = dict(record, offset=self.rows, length=int(feats.shape[0]))
-        self._feat.write(feats.tobytes())
+        line = dumps(rec) + "\n"
+        with self._space(pending=feats.nbytes + len(line)):
+            self._feat.write(feats.tobytes())
+            self._seqs.write(line)
         self.rows += feats.shape[0]
-        self._seqs.write(dumps(rec) + "\n")
+        self.bytes += feats.nbytes + len(line)
         self.records.append(rec)
         return rec
 
     def finish(self, meta: dict, *, overwrite: bool = False) -> pathlib.Path:
-        """Writes split/stats/meta, then moves the directory into place."""
+        """Writes split/stats/meta, then moves the directory into place.
+
+        Raises:
+          DiskFullError: the disk filled up (the partial directory is deleted,
+            the target untouched).
+        """
+        with self._space():
+            return self._finish(meta, overwrite)
+
+    def _finish(self, meta: dict, overwrite: bool) -> pathlib.Path:
         self._feat.seek(0)
         self._feat.write(_npy_header(self.rows, self.width))
         self._feat.close()
@@ -128,11 +151,30 @@ class DatasetWriter:
         return self.out_dir
 
     def abort(self) -> None:
-        """Closes and deletes the partial directory."""
+        """Closes and deletes the partial directory; never raises (it runs inside ``except``)."""
         for fh in (self._feat, self._seqs):
-            if not fh.closed:
-                fh.close()
+            try:
+                if fh is not None and not fh.closed:
+                    fh.close()  # on a full disk the final flush fails; the file is closed all the same
+            except OSError as e:
+                log.debug("closing %s during abort: %s", getattr(fh, "name", fh), e)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.tmp.exists():
+            log.warning("could not delete the partial data set %s; delete it by hand", self.tmp)
+
+    @contextlib.contextmanager
+    def _space(self, pending: int = 0):
+        """Turns a full disk into DiskFullError, after deleting the partial directory."""
+        try:
+            yield
+        except OSError as e:
+            if e.errno not in _FULL_ERRNOS:
+                raise
+            self.abort()
+            kept = f"; the data set already at {self.out_dir} is untouched" if self.out_dir.exists() else ""
+            raise DiskFullError.of(self.tmp, e, needed=self.bytes + pending, note=(
+                f"deleted the partial data set (the space needed is a lower bound: it was still growing){kept}"
+            )) from None
 
 
 def check_target(out_dir: pathlib.Path, overwrite: bool) -> None:
@@ -153,9 +195,14 @@ def _move_into_place(tmp: pathlib.Path, out_dir: pathlib.Path, overwrite: bool) 
         shutil.rmtree(old)
     if out_dir.exists():
         out_dir.rename(old)
-    tmp.rename(out_dir)
+    try:
+        tmp.rename(out_dir)
+    except OSError:
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)  # the previous data set stays where it was
+        raise
     if old.exists():
-        shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve_split(sizes: dict[str, int], split: str | None, *, preferred: str = "test",
