@@ -180,3 +180,20 @@ def test_generate_and_eval_pass_tokenizer_and_overwrite(monkeypatch):
     with pytest.raises(Stop):
         main(["eval", "--checkpoint", "RUN", "--evaluator", "EV", "--suite", "S", "--tokenizer", "TOK"])
     assert calls[-1]["tokenizer_run"] == "TOK"
+
+
+def test_orbax_tracebacks_are_dropped_from_the_cli_log():
+    """A failed background save reaches the user as one StorageError line, not orbax's logged traceback."""
+    import logging
+
+    from mm_jax.cli import _no_orbax_tracebacks
+
+    try:
+        raise OSError(28, "No space left on device")
+    except OSError:
+        import sys
+
+        exc = sys.exc_info()
+    orbax = logging.LogRecord("absl", logging.ERROR, "/x/orbax/checkpoint/async.py", 1, "save failed", (), exc)
+    other = logging.LogRecord("absl", logging.ERROR, "/x/jax/foo.py", 1, "other", (), exc)
+    assert not _no_orbax_tracebacks(orbax) and _no_orbax_tracebacks(other)

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_orbax_tracebacks(record: logging.LogRecord) -> bool:
+    """Drops orbax's logged tracebacks (its background-save errors reach the user as a named error)."""
+    return not (record.exc_info and "orbax" in record.pathname)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mm-jax`` console script."""
     args = build_parser().parse_args(argv)
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("absl", "jax._src", "orbax", "tensorflow", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:  # a failed async save is reported as one StorageError line, not orbax's traceback
+        logging.getLogger("absl").addFilter(_no_orbax_tracebacks)
     try:
         return int(args.handler(args) or 0)
     except MmJaxError as e:
