@@ -189,3 +189,18 @@ def test_a_full_disk_at_the_manifest_keeps_the_previous_manifest(tmp_path, monke
     assert (tmp_path / "manifest.json").read_bytes() == before
     assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
     assert sorted(json.loads(before)["splits"]) == sorted(read_manifest(tmp_path)["splits"]) == ["train"]
+
+
+# ----------------------------------------------------------------------------- tokenizer encode (.npz)
+
+def test_tokenizer_encode_output_on_a_full_disk_keeps_the_previous_file(tmp_path, monkeypatch):
+    from mm_jax.tokenizer import data as tdata
+
+    out = tmp_path / "tokens.npz"
+    tdata.write_npz_atomic(out, tokens=np.arange(7, dtype=np.int32))
+    before = out.read_bytes()
+    monkeypatch.setattr(tdata, "open", _quota_open([1000]), raising=False)
+    with pytest.raises(DiskFullError, match=r"tokens\.npz\.tmp: .*No space left.*MB free there, about 0\.1 MB "
+                                            r"needed; deleted the partial file"):
+        tdata.write_npz_atomic(out, tokens=np.arange(30_011, dtype=np.int32))
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["tokens.npz"]

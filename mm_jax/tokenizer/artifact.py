@@ -380,7 +380,8 @@ def encode_dataset(
     The file holds ``tokens`` (int32, all sequences concatenated),
     ``offsets``/``lengths`` (per sequence, in tokens), ``ids`` and ``splits``
     (per sequence) and ``tokenizer`` (JSON identity). It is written under a
-    temporary name and renamed when complete. Sequences are read from the
+    temporary name and renamed when complete (a full disk: DiskFullError, the
+    temporary file deleted). Sequences are read from the
     dataset's memory map in groups of ``ENCODE_GROUP`` and encoded within
     ``max_batch_frames`` (:func:`encode_sequences`).
     """
@@ -403,14 +404,11 @@ def encode_dataset(
     lengths = np.asarray([len(s) for s in seqs], np.int64)
     out_path = pathlib.Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(
-            f, tokens=np.concatenate(seqs).astype(np.int32), lengths=lengths,
-            offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]),
-            ids=np.asarray([r["id"] for r in records]), splits=np.asarray([r["split"] for r in records]),
-            tokenizer=np.asarray(json.dumps(tok.identity())),
-        )
-    tmp.replace(out_path)
+    tdata.write_npz_atomic(
+        out_path, tokens=np.concatenate(seqs).astype(np.int32), lengths=lengths,
+        offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+        ids=np.asarray([r["id"] for r in records]), splits=np.asarray([r["split"] for r in records]),
+        tokenizer=np.asarray(json.dumps(tok.identity())),
+    )
     return {"sequences": len(records), "tokens": int(lengths.sum()), "out": str(out_path),
             "tokens_per_second_of_motion": 30 / tok.cfg.frames_per_token}
