@@ -130,6 +130,7 @@ def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress
         data_iter = train_pipe.iterator()
         state = _initial_state(exp, placement, ckpt, meta, data_iter, resume)  # before compiling: fail fast
         start = int(jax.device_get(state.step))
+        _check_until(until, start, exp.train.steps, workdir)
         text_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), text_host)
         val_pipe = _val_pipeline(exp)
         compiled = setup.compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract,
@@ -150,6 +151,17 @@ def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress
     summary.update({"workdir": str(workdir), "perf/compile_s": compiled.compile_s,
                     "checkpoint_step": ckpt.latest_step()})
     return summary
+
+
+def _check_until(until: int | None, start: int, steps: int, workdir: pathlib.Path) -> None:
+    """``until`` must lie past the step the run resumes from; above ``steps`` it is capped, and said so."""
+    if until is None:
+        return
+    if until <= start:
+        raise ConfigError(f"--until {until}: the run in {workdir} is already at step {start}; "
+                          f"nothing to train (give a step in ({start}, {steps}])")
+    if until > steps:
+        log.warning("--until %d is past the schedule's %d steps: training stops at step %d", until, steps, steps)
 
 
 def _check_text_encoder(manifest: dict[str, Any], exp: ExperimentConfig) -> None:

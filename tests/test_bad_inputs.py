@@ -277,3 +277,19 @@ def test_tokenizer_eval_of_non_finite_params_is_a_named_error(tiny_dataset, tiny
     broken = dataclasses.replace(tok, params=jax.tree.map(lambda a: a * np.nan, tok.params))
     with pytest.raises(NonFiniteError, match="non-finite"):
         evaluate_tokenizer(broken, tiny_dataset, max_sequences=2)
+
+
+def test_dataset_writer_refuses_non_float_features_naming_the_sequence(tmp_path):
+    """Integer features were silently cast to float32 by DatasetWriter.add; now the one check refuses them."""
+    from mm_jax.motion.synth import DatasetWriter
+
+    w = DatasetWriter(tmp_path / "ds")
+    try:
+        with pytest.raises(DataError, match=r"sequence 'clip-7'.*floating point"):
+            w.add({"id": "clip-7", "captions": ["x"], "split": "train"}, np.zeros((5, 272), np.int64))
+        bad = np.zeros((5, 272), np.float32)
+        bad[2, 150] = np.inf
+        with pytest.raises(DataError, match=r"sequence 'clip-8'.*inf at frame 2, channel 150"):
+            w.add({"id": "clip-8", "captions": ["x"], "split": "train"}, bad)
+    finally:
+        w.abort()

@@ -150,7 +150,7 @@ def test_encode_rejects_bad_sequences(tiny_tokenizer):
     bad[3, 7] = np.nan
     with pytest.raises(DataError, match="sequence 1.*NaN"):
         encode_sequences(tok, [good, bad], pad_to=64)
-    with pytest.raises(ShapeError, match="shorter than the downsampling window"):
+    with pytest.raises(ShapeError, match="too short; need at least"):
         encode_sequences(tok, [good[:2]], pad_to=64)
 
 

@@ -248,6 +248,15 @@ def test_resume_past_a_torn_last_metrics_line(shards, ref_run, tmp_path):
     assert (run_dir / "metrics.jsonl").read_bytes() == (ref_run / "metrics.jsonl").read_bytes()
 
 
+def test_until_at_or_before_the_resumed_step_is_an_error(shards, ref_run, tmp_path):
+    """--until 5 on a run already at step 20 trained nothing and exited 0; now a ConfigError, nothing written."""
+    run_dir = _copy_run(ref_run, tmp_path / "run")
+    before = (run_dir / "metrics.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match=r"--until 5: .* already at step 20"):
+        train.run(tfx.experiment(shards, steps=20), run_dir, resume=True, until=5)
+    assert (run_dir / "metrics.jsonl").read_bytes() == before
+
+
 def test_a_failed_checkpoint_save_stops_training_and_keeps_the_last_one(shards, tmp_path, monkeypatch):
     """ENOSPC in the background save of step 4: the run stops (StorageError naming the path and the
     space), not at step 12; step 2 stays restorable; the partial directory is gone."""

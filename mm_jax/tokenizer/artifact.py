@@ -28,14 +28,14 @@ import functools
 import json
 import logging
 import pathlib
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mm_jax import configs
-from mm_jax.errors import CheckpointError, DataError, NonFiniteError, ShapeError
+from mm_jax.errors import CheckpointError, NonFiniteError
 from mm_jax.fsq import codebook_usage
 from mm_jax.motion import features as mfeat
 from mm_jax.motion.normalize import Normalizer
@@ -214,13 +214,6 @@ def padded_length(longest: int, cfg: TokenizerConfig) -> int:
     return -(-frames // cfg.frames_per_token) * cfg.frames_per_token
 
 
-def _check_features(x: np.ndarray, cfg: TokenizerConfig, what: str) -> None:
-    if x.shape[-1] != cfg.feature_dim:
-        raise ShapeError(f"{what} has feature width {x.shape[-1]}, the tokenizer was trained on {cfg.feature_dim}")
-    if not np.isfinite(x).all():
-        raise DataError(f"{what} contains NaN or inf values")
-
-
 def evaluate(
     params: Any, cfg: TokenizerConfig, data: MotionData, *, split: str = "test", max_sequences: int | None = None
 ) -> dict[str, float]:
@@ -310,6 +303,7 @@ def encode_sequences(
     max_batch_frames: int = MAX_BATCH_FRAMES,
     progress: Callable[[int], None] | None = None,
     pad_to: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
     """Token ids (int32 [N_i]) of each raw feature sequence [T_i, F], ``N_i = ceil(T_i / frames_per_token)``.
 
@@ -326,15 +320,17 @@ def encode_sequences(
       max_batch_frames: frames (rows x padded length) per jitted call, the memory budget.
       progress: ``progress(n)`` after ``n`` more sequences are complete.
       pad_to: ignored (batches were once padded to the longest sequence); kept for old callers.
+      names: the sequences' ids for error messages (default "sequence i").
 
     Raises:
       ShapeError: a sequence of another feature width or shorter than one token.
-      DataError: a sequence holding NaN or inf, named by its index.
+      DataError: a sequence holding NaN or inf or a non-float dtype, named by its id (or index).
       ConfigError: ``max_batch_frames`` below one window of the tokenizer.
     """
     del pad_to
     cfg = tok.cfg
-    seqs = [_checked_sequence(np.asarray(seq), cfg, i) for i, seq in enumerate(sequences)]
+    seqs = [_checked_sequence(np.asarray(seq), cfg, f"sequence {i}" if names is None else f"sequence {names[i]!r}")
+            for i, seq in enumerate(sequences)]
     plan = tdata.plan_encode([len(s) for s in seqs], frames_per_token=cfg.frames_per_token,
                              context=tmodel.context_frames(cfg), max_batch_frames=max_batch_frames,
                              max_rows=EVAL_CHUNK)
@@ -358,13 +354,9 @@ def encode_sequences(
     return out
 
 
-def _checked_sequence(seq: np.ndarray, cfg: TokenizerConfig, i: int) -> np.ndarray:
-    _check_features(seq, cfg, f"sequence {i}")
-    if len(seq) < cfg.frames_per_token:
-        raise ShapeError(
-            f"sequence {i} has {len(seq)} frames, shorter than the downsampling window {cfg.frames_per_token}"
-        )
-    return seq
+def _checked_sequence(seq: np.ndarray, cfg: TokenizerConfig, name: str) -> np.ndarray:
+    """The one feature check (:func:`validate_features`), at least one token's frames long."""
+    return validate_features(seq, name=name, width=cfg.feature_dim, min_frames=cfg.frames_per_token)
 
 
 def encode_dataset(
@@ -399,8 +391,9 @@ def encode_dataset(
             progress(done, len(records))
 
     for k in range(0, len(records), ENCODE_GROUP):
-        group = (ds.sequence(r["id"]) for r in records[k:k + ENCODE_GROUP])
-        seqs += encode_sequences(tok, group, max_batch_frames=max_batch_frames, progress=tick)
+        chunk = records[k:k + ENCODE_GROUP]
+        seqs += encode_sequences(tok, (ds.sequence(r["id"]) for r in chunk), max_batch_frames=max_batch_frames,
+                                 progress=tick, names=[r["id"] for r in chunk])
     lengths = np.asarray([len(s) for s in seqs], np.int64)
     out_path = pathlib.Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ import numpy as np
 from mm_jax.errors import DataError, DiskFullError, FormatError
 from mm_jax.motion.features import FEATURE_DIM, NORMALIZER_GROUPS
 from mm_jax.motion.normalize import Normalizer
+from mm_jax.motion.validate import validate_features
 
 # 2: the reference 272-d convention (RECIPE.md); 1: 6D from columns, velocities of world joints.
 FORMAT_VERSION = 2
@@ -97,11 +98,11 @@ class DatasetWriter:
 
     def add(self, record: dict, features: np.ndarray) -> dict:
         """Appends one sequence; ``record`` gets ``offset`` and ``length``; returns the stored record."""
-        feats = np.ascontiguousarray(features, dtype="<f4")
-        if feats.ndim != 2 or feats.shape[1] != self.width:
-            raise DataError(f"{record.get('id')}: features must be [T, {self.width}], got {feats.shape}")
-        if not np.isfinite(feats).all():
-            raise DataError(f"{record.get('id')}: features contain NaN or inf")
+        # The one feature check, before any cast: integer or boolean arrays are refused, not converted.
+        feats = np.ascontiguousarray(validate_features(features, name=f"sequence {record.get('id')!r}",
+                                                       width=self.width), dtype="<f4")
+        if not np.isfinite(feats).all():  # a float64 beyond float32's range
+            raise DataError(f"sequence {record.get('id')!r}: features overflow float32")
         rec = dict(record, offset=self.rows, length=int(feats.shape[0]))
         line = dumps(rec) + "\n"
         with self._space(pending=feats.nbytes + len(line)):
