@@ -135,3 +135,18 @@ def test_tokenize_and_synth_targets_are_locked(holder, tmp_path, capsys):
     assert err.startswith("mm-jax: error: LockError: ") and f"pid {proc.pid} on host" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "data").exists()
     assert not (tmp_path / ".data.partial").exists()
+
+
+def test_importer_and_convert_targets_are_locked_by_the_dataset_writer(holder, tmp_path):
+    """Every DatasetWriter target (synth, importers, convert) holds .NAME.lock; a second writer used to
+    delete the first one's .NAME.partial on start."""
+    from mm_jax.motion.synth import DatasetWriter
+
+    first = DatasetWriter(tmp_path / "ds")
+    try:
+        with pytest.raises(LockError, match=f"pid {os.getpid()} on host"):
+            DatasetWriter(tmp_path / "ds")
+        assert (tmp_path / ".ds.partial" / "features.npy").exists()  # the first writer's work is intact
+    finally:
+        first.abort()
+    DatasetWriter(tmp_path / "ds").abort()  # released by abort: a new writer may start

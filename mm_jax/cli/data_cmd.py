@@ -99,14 +99,12 @@ def _synth(args: argparse.Namespace) -> int:
 
     from mm_jax.configs import apply_overrides, get_preset
     from mm_jax.motion.synth import PRESETS, synthesize
-    from mm_jax.runlock import lock_target
 
     cfg = dataclasses.replace(get_preset(PRESETS, args.preset), seed=args.seed)
     if args.num is not None:
         cfg = dataclasses.replace(cfg, num=args.num)
     cfg = apply_overrides(cfg, args.overrides)
-    # One writer per target: synth builds OUT in a .OUT.partial sibling, so the lock is .OUT.lock beside it.
-    with lock_target(args.out), progress_bar("synthesising", unit="seq") as bar:
+    with progress_bar("synthesising", unit="seq") as bar:  # DatasetWriter holds .OUT.lock beside OUT
         info = synthesize(cfg, args.out, progress=bar, overwrite=args.overwrite)
     print(json.dumps(info.summary(), indent=2))
     return 0

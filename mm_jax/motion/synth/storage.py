@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from mm_jax import runlock
 from mm_jax.errors import DataError, DiskFullError, FormatError
 from mm_jax.motion.features import FEATURE_DIM, NORMALIZER_GROUPS
 from mm_jax.motion.normalize import Normalizer
@@ -83,6 +84,17 @@ class DatasetWriter:
     def __init__(self, out_dir: str | pathlib.Path, *, width: int = FEATURE_DIM) -> None:
         self.out_dir = pathlib.Path(out_dir).absolute()
         self.tmp = self.out_dir.parent / f".{self.out_dir.name}.partial"
+        # One writer per target (synth, every importer, convert): .NAME.lock beside it, held until
+        # finish() or abort(); a second writer fails at once instead of deleting this one's .partial.
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(runlock.lock_target(self.out_dir))
+        try:
+            self._open(width)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open(self, width: int) -> None:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.width = width
@@ -149,6 +161,7 @@ class DatasetWriter:
         )
         (self.tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=1) + "\n")
         _move_into_place(self.tmp, self.out_dir, overwrite)
+        self._lock.close()
         return self.out_dir
 
     def abort(self) -> None:
@@ -162,6 +175,7 @@ class DatasetWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         if self.tmp.exists():
             log.warning("could not delete the partial data set %s; delete it by hand", self.tmp)
+        self._lock.close()
 
     @contextlib.contextmanager
     def _space(self, pending: int = 0):
