@@ -2,10 +2,13 @@
 
 One :class:`Checkpointer` per run directory. Each step's checkpoint holds
 
-* ``state``: a pytree (params, optimizer state, step...), saved with
-  ``StandardSave`` and restored onto an abstract target, so a run saved on
-  one device topology restores onto another when the target carries
-  shardings;
+* ``params``: the model's parameters, their own item, so that inference
+  (:func:`load_params`: generation, evaluation, the tokenizer artifact,
+  export) reads them without building, or importing, any optimizer;
+* ``state``: the rest of the train state (step, optimizer state...);
+  both are saved with ``StandardSave`` and restored onto an abstract target,
+  so a run saved on one device topology restores onto another when the
+  target carries shardings;
 * ``meta``: JSON with the run's config and identity (tokenizer, text
   encoder...), checked on restore so a mismatched run is a named error and
   never a silent re-initialisation;
@@ -21,6 +24,12 @@ the next :meth:`Checkpointer.check` (the loops call it after every step),
 ``save``, ``wait`` or ``close`` as a ``StorageError`` naming the step's path,
 the free space and the size of a checkpoint; its partial directory is
 removed at ``close`` and the previous checkpoints stay as they were.
+
+The state given to :meth:`Checkpointer.save` and :meth:`Checkpointer.restore`
+is a dict; its ``"params"`` entry becomes the ``params`` item and the other
+entries the ``state`` item (a state without ``"params"`` is all ``state``).
+Checkpoints written before params were an item of their own (params inside
+``state``) still restore, and :func:`load_params` reads their params alone.
 
 Loops call :meth:`Checkpointer.save` after *every* step, with ``force`` on
 the steps they checkpoint: orbax then also saves on the step at which a
@@ -45,6 +54,58 @@ import orbax.checkpoint as ocp
 from mm_jax.errors import CheckpointError, StorageError
 
 log = logging.getLogger(__name__)
+
+PARAMS = "params"  # the item (and the state dict's key) holding the model's parameters
+STATE = "state"  # the item holding the rest of the train state
+
+
+def _split(state: Any) -> tuple[Any, Any]:
+    """(params or None, the rest or None) of a state dict: its ``"params"`` entry and the other entries."""
+    if isinstance(state, Mapping) and PARAMS in state:
+        rest = {k: v for k, v in state.items() if k != PARAMS}
+        return state[PARAMS], rest or None
+    return None, state
+
+
+def _on_device(abstract: Any) -> Any:
+    """``abstract`` with the first local device as the sharding of leaves that carry none.
+
+    Without a sharding orbax would use the one recorded at save time, which
+    names devices (a mesh) that may not exist here.
+    """
+    dev = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def leaf(a: Any) -> Any:
+        sh = getattr(a, "sharding", None)
+        return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh if sh is not None else dev)
+
+    return jax.tree.map(leaf, abstract)
+
+
+def load_params(run_dir: str | pathlib.Path, abstract_params: Any, *, step: int | None = None,
+                expected_meta: Mapping[str, Any] | None = None) -> tuple[int, Any, dict[str, Any]]:
+    """``(step, params, meta)`` of the run in ``run_dir`` (checkpoints in ``run_dir/checkpoints``).
+
+    Restores the ``params`` item alone: no optimizer state is built or read,
+    and no optimizer is imported. Leaves of ``abstract_params`` with a
+    sharding are restored onto it; the others onto the first local device,
+    whatever mesh saved them.
+
+    Args:
+      run_dir: a run directory (decoder, tokenizer or evaluator).
+      abstract_params: the params' tree of arrays or ``jax.ShapeDtypeStruct``.
+      step: the step to restore (default: the latest).
+      expected_meta: keys that must match the checkpoint's metadata.
+
+    Raises:
+      CheckpointError: no checkpoint, a meta mismatch, or params whose
+        structure or shapes differ from ``abstract_params``.
+    """
+    ckpt = Checkpointer(pathlib.Path(run_dir) / "checkpoints", async_save=False)
+    try:
+        return ckpt.load_params(abstract_params, step=step, expected_meta=expected_meta)
+    finally:
+        ckpt.close()
 
 
 def _diff_keys(saved: Mapping[str, Any], expected: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -105,6 +166,9 @@ class Checkpointer:
              force: bool = True) -> bool:
         """Starts saving ``step`` (asynchronously) if ``force``, its interval or a preemption asks; True if so.
 
+        ``state``: a dict whose ``"params"`` entry is saved as the ``params``
+        item and the other entries as the ``state`` item (module docstring).
+
         Raises:
           StorageError: this save, or the previous one, could not be written.
         """
@@ -116,7 +180,12 @@ class Checkpointer:
         if latest is not None and latest >= step:  # orbax never overwrites a step nor saves behind one
             log.warning("%s already holds step %d: step %d not saved", self.directory, latest, step)
             return False
-        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(dict(meta))}
+        params, rest = _split(state)
+        items = {"meta": ocp.args.JsonSave(dict(meta))}
+        if params is not None:
+            items[PARAMS] = ocp.args.StandardSave(params)
+        if rest is not None:
+            items[STATE] = ocp.args.StandardSave(rest)
         if data_iter is not None:
             import grain
 
@@ -175,7 +244,8 @@ class Checkpointer:
 
         Args:
           abstract_state: a pytree of arrays or ``jax.ShapeDtypeStruct`` (with
-            shardings to restore onto another topology) giving the target.
+            shardings to restore onto another topology) giving the target;
+            a dict with ``"params"`` as it was given to :meth:`save`.
           step: the step to restore (default: the latest).
           expected_meta: keys that must match what the checkpoint recorded
             (model/tokenizer/text-encoder identity); a difference raises.
@@ -185,6 +255,48 @@ class Checkpointer:
           CheckpointError: no checkpoint, a meta mismatch, or a state whose
             structure or shapes differ from the target.
         """
+        step, meta = self._checked_meta(step, expected_meta)
+        params, rest = _split(abstract_state)
+        if params is not None and not self._has_params_item(step):  # written before params had their own item
+            params, rest = None, abstract_state
+        items = {}
+        if params is not None:
+            items[PARAMS] = ocp.args.StandardRestore(params)
+        if rest is not None:
+            items[STATE] = ocp.args.StandardRestore(rest)
+        if data_iter is not None:
+            import grain
+
+            items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
+        out = self._restore_items(step, items)
+        if params is None:
+            return step, out[STATE], meta
+        return step, {PARAMS: out[PARAMS], **(out[STATE] if rest is not None else {})}, meta
+
+    def load_params(self, abstract_params: Any, *, step: int | None = None,
+                    expected_meta: Mapping[str, Any] | None = None) -> tuple[int, Any, dict[str, Any]]:
+        """``(step, params, meta)``: the ``params`` item alone (:func:`load_params`)."""
+        step, meta = self._checked_meta(step, expected_meta)
+        target = _on_device(abstract_params)
+        if self._has_params_item(step):
+            return step, self._restore_items(step, {PARAMS: ocp.args.StandardRestore(target)})[PARAMS], meta
+        # A checkpoint written before params had their own item: "state" is the params, or holds them.
+        path = self.directory / str(step) / STATE
+        restore_args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=a.sharding), target)
+        try:
+            with ocp.PyTreeCheckpointer() as c:
+                md = c.metadata(path)
+                if PARAMS not in getattr(md, "item_metadata", md):
+                    return step, c.restore(path, args=ocp.args.PyTreeRestore(target, restore_args)), meta
+                args = ocp.args.PyTreeRestore({PARAMS: target}, {PARAMS: restore_args}, partial_restore=True)
+                return step, c.restore(path, args=args)[PARAMS], meta
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(
+                f"checkpoint {self.directory} step {step} does not match the model's parameters: {e}"
+            ) from None
+
+    def _checked_meta(self, step: int | None, expected_meta: Mapping[str, Any] | None) -> tuple[int, dict]:
+        """(step, meta) of ``step`` (default: the latest); CheckpointError if meta differs from ``expected_meta``."""
         step = self._require_step(step)
         meta = self.read_meta(step)
         if expected_meta is not None:
@@ -194,18 +306,18 @@ class Checkpointer:
                     f"checkpoint {self.directory} step {step} was made with another config: "
                     + "; ".join(diffs[:8])
                 )
-        items = {"state": ocp.args.StandardRestore(abstract_state)}
-        if data_iter is not None:
-            import grain
+        return step, meta
 
-            items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
+    def _has_params_item(self, step: int) -> bool:
+        return (self.directory / str(step) / PARAMS).is_dir()
+
+    def _restore_items(self, step: int, items: dict[str, Any]) -> dict[str, Any]:
         try:
-            out = self._mngr.restore(step, args=ocp.args.Composite(**items))
+            return self._mngr.restore(step, args=ocp.args.Composite(**items))
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(
                 f"checkpoint {self.directory} step {step} does not match the model's parameters: {e}"
             ) from None
-        return step, out["state"], meta
 
     def wait(self) -> None:
         """Blocks until the last save is on disk; StorageError if it failed."""

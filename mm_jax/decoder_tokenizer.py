@@ -29,6 +29,7 @@ import pathlib
 from typing import Any, Mapping
 
 from mm_jax.errors import CheckpointError
+from mm_jax.tokenizer.artifact import load_tokenizer
 from mm_jax.trainer.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,6 @@ def load(exp: ExperimentConfig, meta: Mapping[str, Any], *, decoder_run: str | p
         be loaded, or a tokenizer whose identity (config, trained step) or
         codebook differs from the decoder's.
     """
-    from mm_jax.tokenizer.artifact import load_tokenizer
-
     source = "--tokenizer" if override is not None else f"{pathlib.Path(decoder_run) / 'config.json'}"
     path = override if override is not None else exp.tokenizer_run
     if path is None:
@@ -87,7 +86,7 @@ def load(exp: ExperimentConfig, meta: Mapping[str, Any], *, decoder_run: str | p
     path = pathlib.Path(path).absolute()
     want = dict(meta.get("tokenizer") or {})
     try:
-        tok = _load_at_step(load_tokenizer, path, want.get("step"))
+        tok = _load_at_step(path, want.get("step"))
     except CheckpointError as e:
         raise CheckpointError(f"cannot load the tokenizer of decoder run {decoder_run} ({path}, from {source}): "
                               f"{e}; pass the tokenizer it was trained with, --tokenizer DIR") from None
@@ -106,7 +105,7 @@ def load(exp: ExperimentConfig, meta: Mapping[str, Any], *, decoder_run: str | p
     return tok, path
 
 
-def _load_at_step(load_tokenizer: Any, path: pathlib.Path, step: int | None) -> Any:
+def _load_at_step(path: pathlib.Path, step: int | None) -> Any:
     """The tokenizer at ``step`` when that checkpoint is still on disk (a run trained further keeps
     the decoder's step if ``max_to_keep`` allows), else the latest one."""
     if step is not None:

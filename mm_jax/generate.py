@@ -43,9 +43,12 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import linen as nn
 
 from mm_jax import configs, sharding
+from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
+from mm_jax.model.llama import abstract_params
 from mm_jax.trainer.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -64,36 +67,25 @@ class LoadedDecoder:
 def load_decoder(run_dir: str | pathlib.Path, step: int | None = None) -> LoadedDecoder:
     """Restores a decoder run's params (the latest checkpoint unless ``step``).
 
-    The optimizer state is restored too (orbax needs the whole train-state
-    target) and dropped; the state is placed on a data-parallel mesh of the
-    local devices, whatever mesh the run trained on.
+    Only the checkpoint's ``params`` item is read (:func:`mm_jax.checkpoint.load_params`):
+    no optimizer state is built. The params are placed as the training run
+    placed them on a data-parallel mesh of the local devices, whatever mesh
+    the run trained on.
 
     Raises:
       CheckpointError: no ``config.json`` or checkpoint, or a checkpoint of another model.
     """
-    from flax import linen as nn
-
-    from mm_jax.checkpoint import Checkpointer
-    from mm_jax.model.llama import abstract_params
-    from mm_jax.trainer import setup
-    from mm_jax.trainer.step import TrainState, make_optimizer
-
     run_dir = pathlib.Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{run_dir} is not a decoder run: {cfg_path.name} is missing")
     exp = configs.load_json(ExperimentConfig, cfg_path)
     mesh = sharding.make_mesh(sharding.MeshConfig(data=-1))
-    opt = make_optimizer(exp.train, nn.meta.unbox(abstract_params(exp.model)))
-    st_sh, abstract = setup.state_shardings(exp.model, opt, mesh)
-    target = sharding.abstract_with_shardings(abstract, st_sh).to_dict()
-    ckpt = Checkpointer(run_dir / "checkpoints", async_save=False)
-    try:
-        got, tree, meta = ckpt.restore(target, step=step, expected_meta={"model": configs.to_dict(exp.model)})
-    finally:
-        ckpt.close()
+    boxed = abstract_params(exp.model)
+    target = sharding.abstract_with_shardings(nn.meta.unbox(boxed), sharding.param_shardings(boxed, mesh))
+    got, params, meta = load_params(run_dir, target, step=step, expected_meta={"model": configs.to_dict(exp.model)})
     log.info("restored decoder %s at step %d", run_dir, got)
-    return LoadedDecoder(exp, TrainState.from_dict(tree).params, got, dict(meta))
+    return LoadedDecoder(exp, params, got, dict(meta))
 
 
 def load_tokenizer_of(dec: LoadedDecoder, decoder_run: str | pathlib.Path,

@@ -1,10 +1,12 @@
-"""mm_jax.checkpoint faults: a failed save (ENOSPC, injected into orbax's writer) is a StorageError
-naming the path and the space, the previous step stays restorable, and cleanup never raises again."""
+"""mm_jax.checkpoint: params are their own item, read alone by load_params (also from checkpoints written
+before); faults: a failed save (ENOSPC, injected into orbax's writer) is a StorageError naming the path
+and the space, the previous step stays restorable, and cleanup never raises again."""
 
 from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import time
 
 import jax
@@ -13,8 +15,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from mm_jax.checkpoint import Checkpointer
-from mm_jax.errors import StorageError
+from mm_jax.checkpoint import Checkpointer, load_params
+from mm_jax.errors import CheckpointError, StorageError
 
 STATE = {"w": jnp.arange(7.0), "b": jnp.ones((3, 5))}
 
@@ -91,3 +93,61 @@ def test_unforced_saves_follow_the_interval_and_old_steps_are_not_rewritten(tmp_
             assert not ckpt.save(6, STATE, {})
         assert "already holds step 7: step 6 not saved" in caplog.text
         assert ckpt.all_steps() == [3, 6, 7]
+
+
+TRAIN_STATE = {"step": jnp.int32(5), "params": {"w": jnp.arange(7.0) / 3, "b": {"c": jnp.ones((3, 5))}},
+               "opt_state": ({"mu": jnp.full((7,), 0.25)}, jnp.arange(4))}
+
+
+def _abstract(tree):
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
+
+
+def _bitwise_equal(a, b) -> bool:
+    return jax.tree.structure(a) == jax.tree.structure(b) and all(
+        x.dtype == y.dtype and np.asarray(x).tobytes() == np.asarray(y).tobytes()
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_params_are_their_own_item_and_load_alone(tmp_path):
+    with Checkpointer(tmp_path / "run" / "checkpoints", async_save=False) as ckpt:
+        ckpt.save(5, TRAIN_STATE, {"model": {"d": 7}})
+        step, full, _ = ckpt.restore(_abstract(TRAIN_STATE))  # resume: the whole state, reassembled
+    assert step == 5 and _bitwise_equal(full, TRAIN_STATE)
+    step_dir = tmp_path / "run" / "checkpoints" / "5"
+    assert (step_dir / "params").is_dir() and (step_dir / "state").is_dir()
+    shutil.rmtree(step_dir / "state")  # load_params never reads the optimizer state
+    step, params, meta = load_params(tmp_path / "run", _abstract(TRAIN_STATE["params"]),
+                                     expected_meta={"model": {"d": 7}})
+    assert step == 5 and meta == {"model": {"d": 7}} and _bitwise_equal(params, TRAIN_STATE["params"])
+    assert all(x.sharding == jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+               for x in jax.tree.leaves(params))  # no sharding asked: the first local device
+    with pytest.raises(CheckpointError, match="another config: model.d: checkpoint has 7, run has 8"):
+        load_params(tmp_path / "run", _abstract(TRAIN_STATE["params"]), expected_meta={"model": {"d": 8}})
+    wrong = {"w": jax.ShapeDtypeStruct((6,), jnp.float32), "b": {"c": jax.ShapeDtypeStruct((3, 5), jnp.float32)}}
+    with pytest.raises(CheckpointError, match="does not match the model's parameters"):
+        load_params(tmp_path / "run", wrong)
+    with pytest.raises(CheckpointError, match="no checkpoint at step 4"):
+        load_params(tmp_path / "run", _abstract(TRAIN_STATE["params"]), step=4)
+
+
+@pytest.mark.parametrize("layout", ["train_state", "params_only"])
+def test_checkpoints_with_params_inside_state_still_load(tmp_path, layout):
+    """The format before params had their own item: one ``state`` item (a train state, or bare params)."""
+    saved = TRAIN_STATE if layout == "train_state" else TRAIN_STATE["params"]
+    mngr = ocp.CheckpointManager(tmp_path / "run" / "checkpoints",
+                                 options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False))
+    mngr.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(saved), meta=ocp.args.JsonSave({"k": 1})))
+    mngr.close()
+    step, params, _ = load_params(tmp_path / "run", _abstract(TRAIN_STATE["params"]), expected_meta={"k": 1})
+    assert step == 3 and _bitwise_equal(params, TRAIN_STATE["params"])
+    with Checkpointer(tmp_path / "run" / "checkpoints", async_save=False) as ckpt:
+        _, full, _ = ckpt.restore(_abstract(saved))
+    assert _bitwise_equal(full, saved)
+
+
+def test_a_state_without_params_is_one_item(tmp_path):
+    with Checkpointer(tmp_path / "ckpt", async_save=False) as ckpt:
+        ckpt.save(1, STATE, {})
+        _, tree, _ = ckpt.restore(_abstract(STATE))
+    assert _bitwise_equal(tree, STATE) and not (tmp_path / "ckpt" / "1" / "params").exists()

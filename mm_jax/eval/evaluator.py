@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mm_jax.checkpoint import Checkpointer
+from mm_jax.checkpoint import Checkpointer, load_params
 from mm_jax.errors import CheckpointError, ConfigError, DataError, ShapeError
 from mm_jax.motion.features import FEATURE_DIM
 from mm_jax.motion.normalize import Normalizer
@@ -326,7 +326,7 @@ def embed_text(ev: Evaluator, captions: Sequence[str]) -> np.ndarray:
 def save_evaluator(ev: Evaluator, out_dir: pathlib.Path, *, step: int, extra: dict | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = Checkpointer(out_dir / "checkpoints", max_to_keep=1, async_save=False)
-    ckpt.save(step, ev.params, {"identity": ev.identity})
+    ckpt.save(step, {"params": ev.params}, {"identity": ev.identity})
     ckpt.close()
     ev.normalizer.save(out_dir / "stats.npz")
     doc = {"version": EVALUATOR_VERSION, "identity": ev.identity, "step": step,
@@ -352,9 +352,7 @@ def load_evaluator(run_dir: str | pathlib.Path, *, text: bool = True) -> Evaluat
     except (TypeError, ConfigError) as e:
         raise CheckpointError(f"{path}: bad config ({e})") from None
     abstract = jax.eval_shape(lambda: init_params(cfg, key=jax.random.key(0)))
-    ckpt = Checkpointer(run_dir / "checkpoints", async_save=False)
-    _, params, _ = ckpt.restore(abstract, expected_meta={"identity": doc["identity"]})
-    ckpt.close()
+    _, params, _ = load_params(run_dir, abstract, expected_meta={"identity": doc["identity"]})
     enc = TextEncoder.load() if text else None
     if enc is not None and identity_of(cfg, enc.identity()) != doc["identity"]:
         raise CheckpointError(f"{path}: trained with another text encoder than the installed MiniLM")

@@ -5,10 +5,11 @@ Run directory layout::
     RUN/tokenizer.json     TokenizerConfig (the architecture) + trained step
     RUN/stats.npz          the Normalizer of the data it was trained on; every
                            use of the trained tokenizer normalises with it
-    RUN/checkpoints/       orbax steps (params, optimizer state)
+    RUN/checkpoints/       orbax steps (params and optimizer state, separate items)
     RUN/metrics.jsonl      training and validation metrics
 
-:func:`load_tokenizer` restores params for inference, checking that the
+:func:`load_tokenizer` restores params alone for inference
+(:func:`mm_jax.checkpoint.load_params`, no optimizer), checking that the
 checkpoint matches ``tokenizer.json``; :func:`evaluate_tokenizer` measures
 reconstruction on a split of any dataset (:func:`evaluate` is its core);
 :func:`encode_sequences` turns whole sequences into token ids in batched,
@@ -35,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mm_jax import configs
+from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, NonFiniteError
 from mm_jax.fsq import codebook_usage
 from mm_jax.motion import features as mfeat
@@ -159,8 +161,6 @@ def load_tokenizer(run_dir: str | pathlib.Path, step: int | None = None) -> Load
       CheckpointError: missing files, or a checkpoint that does not match
         ``tokenizer.json``.
     """
-    from mm_jax.checkpoint import Checkpointer
-
     run_dir = pathlib.Path(run_dir)
     cfg_path = run_dir / "tokenizer.json"
     if not cfg_path.exists():
@@ -174,21 +174,9 @@ def load_tokenizer(run_dir: str | pathlib.Path, step: int | None = None) -> Load
         )
     cfg = configs.from_dict(TokenizerConfig, saved["config"])
     abstract = jax.eval_shape(lambda: tmodel.init_params(cfg, key=jax.random.key(0)))
-    ckpt = Checkpointer(run_dir / "checkpoints", async_save=False)
-    restored_step, state, _ = ckpt.restore(
-        _abstract_train_state(abstract), step=step, expected_meta={"tokenizer": configs.to_dict(cfg)}
-    )
-    ckpt.close()
-    return LoadedTokenizer(cfg, state[1], Normalizer.load(run_dir / "stats.npz"), restored_step)
-
-
-def _abstract_train_state(abstract_params: Any) -> Any:
-    """The abstract (step, params, opt_state) tree, the optimizer state left to orbax."""
-    from mm_jax.tokenizer.train import TrainState, make_optimizer
-    from mm_jax.tokenizer.config import TokenizerTrainConfig
-
-    opt_state = jax.eval_shape(make_optimizer(TokenizerTrainConfig()).init, abstract_params)
-    return TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, opt_state)
+    restored_step, params, _ = load_params(run_dir, abstract, step=step,
+                                           expected_meta={"tokenizer": configs.to_dict(cfg)})
+    return LoadedTokenizer(cfg, params, Normalizer.load(run_dir / "stats.npz"), restored_step)
 
 
 @functools.partial(jax.jit, static_argnums=2)

@@ -175,9 +175,9 @@ def _initial_state(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax
             "(--resume) to continue it, or choose a new run directory"
         )
     if latest is not None:
-        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
-        _, state, _ = ckpt.restore(abstract, expected_meta={"tokenizer": configs.to_dict(mcfg)})
-        state = TrainState(*state)
+        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state._asdict())
+        _, tree, _ = ckpt.restore(abstract, expected_meta={"tokenizer": configs.to_dict(mcfg)})
+        state = TrainState(**tree)
         log.info("resumed from step %d", int(state.step))
     return state
 
@@ -213,7 +213,7 @@ def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, prog
             val = evaluate(state.params, mcfg, data, split=val_split, max_sequences=64)
             writer.write(done, {f"val/{k}": v for k, v in val.items()})
         # Every step: orbax saves on the interval, when forced, and at a preemption step.
-        ckpt.save(done, state, _meta(mcfg, tcfg), force=done % tcfg.ckpt_every == 0 or last)
+        ckpt.save(done, state._asdict(), _meta(mcfg, tcfg), force=done % tcfg.ckpt_every == 0 or last)
         if progress is not None:
             progress(done, tcfg.steps)
         if halt:
