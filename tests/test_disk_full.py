@@ -22,6 +22,7 @@ import pytest
 import shards_fake as sf
 from array_record.python.array_record_module import ArrayRecordWriter as _RealWriter
 
+from mm_jax import atomic
 from mm_jax.errors import DiskFullError
 from mm_jax.motion.synth import storage
 from mm_jax.shards import read_manifest, verify_shards
@@ -174,15 +175,14 @@ def test_a_full_disk_at_the_manifest_keeps_the_previous_manifest(tmp_path, monke
     ds = sf.FakeDataset(41)
     sf.make_shards(tmp_path, dataset=ds, num_shards=3)
     before = (tmp_path / "manifest.json").read_bytes()
-    real = pathlib.Path.write_text
+    quota = _quota_open([10])  # a torn write of 10 bytes, then the disk is full
 
-    def full_for_manifest(self, text, *a, **k):
-        if self.name.startswith(".manifest.json.tmp-"):
-            real(self, text[:10], *a, **k)  # a torn write, then the disk is full
-            raise _enospc()
-        return real(self, text, *a, **k)
+    def full_for_manifest(path, mode="r", *a, **k):
+        if pathlib.Path(path).name.startswith(".manifest.json.tmp-"):
+            return quota(path, mode, *a, **k)
+        return builtins.open(path, mode, *a, **k)
 
-    monkeypatch.setattr(pathlib.Path, "write_text", full_for_manifest)
+    monkeypatch.setattr(atomic, "open", full_for_manifest, raising=False)
     with pytest.raises(DiskFullError, match=r"manifest.json.tmp-\d+: .*No space left.*MB free there, about "
                                             r"0.0 MB needed; deleted the temporary file"):
         sf.make_shards(tmp_path, dataset=ds, num_shards=1, split="val")
@@ -199,8 +199,8 @@ def test_tokenizer_encode_output_on_a_full_disk_keeps_the_previous_file(tmp_path
     out = tmp_path / "tokens.npz"
     tdata.write_npz_atomic(out, tokens=np.arange(7, dtype=np.int32))
     before = out.read_bytes()
-    monkeypatch.setattr(tdata, "open", _quota_open([1000]), raising=False)
+    monkeypatch.setattr(atomic, "open", _quota_open([1000]), raising=False)
     with pytest.raises(DiskFullError, match=r"tokens\.npz\.tmp: .*No space left.*MB free there, about 0\.1 MB "
-                                            r"needed; deleted the partial file"):
+                                            r"needed; deleted the temporary file"):
         tdata.write_npz_atomic(out, tokens=np.arange(30_011, dtype=np.int32))
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["tokens.npz"]

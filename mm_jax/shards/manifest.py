@@ -27,14 +27,13 @@ and is meant to run at training start-up, before any step.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
-import os
 import pathlib
 from typing import Any, Mapping
 
-from mm_jax.errors import DataError, DiskFullError, FormatError
+from mm_jax.atomic import write_atomic
+from mm_jax.errors import DataError, FormatError
 
 MANIFEST = "manifest.json"
 FORMAT = "mm_jax.shards"
@@ -47,26 +46,9 @@ def shard_name(split: str, index: int, count: int) -> str:
 
 
 def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
-    """Writes JSON to ``path`` through a temporary file and a rename.
-
-    Raises:
-      DiskFullError: the disk is full; the temporary file is deleted and
-        ``path`` keeps its previous content.
-    """
-    text = json.dumps(obj, indent=2, sort_keys=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # never raise again while handling the write's own error
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError.of(tmp, e, needed=len(text.encode()),
-                                   note=f"deleted the temporary file; {path} keeps its previous content") from None
-        raise
+    """Writes JSON to ``path`` atomically (:func:`mm_jax.atomic.write_atomic`; DiskFullError on a full disk)."""
+    data = json.dumps(obj, indent=2, sort_keys=True).encode()
+    write_atomic(path, lambda f: f.write(data), needed=len(data))
 
 
 def read_manifest(shards_dir: str | pathlib.Path) -> dict[str, Any]:

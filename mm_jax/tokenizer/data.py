@@ -14,14 +14,13 @@ memory is bounded by ``max_batch_frames`` whatever the longest clip.
 from __future__ import annotations
 
 import dataclasses
-import errno
-import os
 import pathlib
 from typing import Sequence
 
 import numpy as np
 
-from mm_jax.errors import ConfigError, DataError, DiskFullError
+from mm_jax.atomic import write_atomic
+from mm_jax.errors import ConfigError, DataError
 from mm_jax.motion.normalize import Normalizer
 
 
@@ -161,24 +160,11 @@ def row_frames(seq_tf: np.ndarray, row: EncodeRow, frames: int) -> np.ndarray:
 
 
 def write_npz_atomic(path: pathlib.Path, **arrays: np.ndarray) -> None:
-    """Writes an .npz through ``PATH.tmp`` and a rename; on any failure the temporary file is deleted.
+    """Writes an .npz through ``PATH.tmp`` and a rename (:func:`mm_jax.atomic.write_atomic`).
 
     Raises:
       DiskFullError: the disk is full (naming the file, the free space and the
         size needed); ``path`` keeps its previous content.
     """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # never raise again while handling the write's own error
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            needed = sum(np.asarray(a).nbytes for a in arrays.values())
-            raise DiskFullError.of(tmp, e, needed=needed, note=f"deleted the partial file; {path} is untouched"
-                                   ) from None
-        raise
+    write_atomic(path, lambda f: np.savez(f, **arrays), tmp=path.with_name(path.name + ".tmp"),
+                 needed=sum(np.asarray(a).nbytes for a in arrays.values()))
