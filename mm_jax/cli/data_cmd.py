@@ -141,26 +141,25 @@ def _print_report(report: dict) -> None:
     print(json.dumps(report, indent=2, default=str))
 
 
+def _run_import(importer, args: argparse.Namespace, **options) -> int:
+    """Runs an importer of SOURCE into --out with a progress bar and prints its report."""
+    with progress_bar("importing", unit="clip") as bar:
+        report = importer(args.source, args.out, allow_uncaptioned=args.allow_uncaptioned, overwrite=args.overwrite,
+                          progress=lambda done, total, _name: bar(done, total), **options)
+    _print_report(report)
+    return 0
+
+
 def _import_272(args: argparse.Namespace) -> int:
     from mm_jax.motion.import_272 import import_272
 
-    with progress_bar("importing", unit="clip") as bar:
-        report = import_272(args.source, args.out, split_version=args.split_version,
-                            allow_uncaptioned=args.allow_uncaptioned, overwrite=args.overwrite,
-                            progress=lambda done, total, _name: bar(done, total))
-    _print_report(report)
-    return 0
+    return _run_import(import_272, args, split_version=args.split_version)
 
 
 def _import_smpl(args: argparse.Namespace) -> int:
     from mm_jax.motion.import_smpl import import_smpl
 
-    with progress_bar("importing", unit="clip") as bar:
-        report = import_smpl(args.source, args.out, y_up=args.y_up, fps=args.fps,
-                             allow_uncaptioned=args.allow_uncaptioned, overwrite=args.overwrite,
-                             progress=lambda done, total, _name: bar(done, total))
-    _print_report(report)
-    return 0
+    return _run_import(import_smpl, args, y_up=args.y_up, fps=args.fps)
 
 
 def _convert(args: argparse.Namespace) -> int:
