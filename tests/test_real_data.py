@@ -51,9 +51,13 @@ def test_amass_clip_with_its_joints_gives_the_reference_frame(tmp_path):
     np.savez(clip, poses=np.concatenate([aa.reshape(t, 66), np.zeros((t, 90))], axis=1), trans=trans,
              mocap_framerate=np.array(60.0), joints=joints_z, betas=np.zeros(16))
     clip.with_suffix(".txt").write_text("a person walks in a curve\n")
+    from mm_jax.cli import main
+
     report = import_smpl(tmp_path / "src", tmp_path / "ds")
-    assert report["imported"] == 1
+    assert report["imported"] == 1 and report["fps_conversions"] == {"60->30": 1}
     feats = np.asarray(load_dataset(tmp_path / "ds").sequence("walk"))
+    assert main(["data", "import-smpl", str(tmp_path / "src"), "--out", str(tmp_path / "ds_cli")]) == 0
+    np.testing.assert_array_equal(np.asarray(load_dataset(tmp_path / "ds_cli").sequence("walk")), feats)
     # Expected: y-up world, every second frame (60 -> 30 fps), the reference frame.
     rot_y = rot_z[::2].copy()
     rot_y[:, 0] = Z_UP_TO_Y_UP @ rot_y[:, 0]
