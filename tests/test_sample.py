@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from mm_jax.errors import ConfigError, ShapeError
-from mm_jax.model import ModelConfig, init_params
-from mm_jax.sample import (decode_step, filter_logits, max_tokens_for_seconds, min_tokens_for_seconds, prefill,
-                           sample)
+from mm_jax.model import ModelConfig, decode_step, init_params, prefill
+from mm_jax.sample import filter_logits, max_tokens_for_seconds, min_tokens_for_seconds, sample
 
 # Prime-ish sizes: B=3, S=7, N=11, C=13, 15 codes (+3 specials = 18, padded to 24).
 B, S, N, C = 3, 7, 11, 13
@@ -42,17 +41,27 @@ def _check_layout(tokens, lengths, cfg=CFG):
             assert np.all(row[n + 1:] == cfg.pad_id)
 
 
-def test_cache_prefill_and_step_match_forward_logits(params):
+@pytest.mark.parametrize("scan", [False, True])
+def test_cache_prefill_and_step_match_forward_logits(params, scan):
+    """The decoder's cached path (prefill, then one token per step) gives the full forward's logits.
+
+    With ``scan_layers`` the blocks are scanned over the stacked cache as well.
+    """
     from mm_jax.model import forward
+    cfg = dataclasses.replace(CFG, scan_layers=True) if scan else CFG
+    if scan:
+        params = {"blocks": jax.tree_util.tree_map(lambda *xs: jnp.stack(xs),
+                                                   *[params[f"block_{i}"] for i in range(CFG.num_layers)]),
+                  **{k: v for k, v in params.items() if not k.startswith("block_")}}
     text, mask = _text()
     motion = np.random.default_rng(1).integers(0, CFG.codebook_size, (B, N)).astype(np.int32)
     motion[:, 0] = CFG.bos_id
-    full = jax.jit(forward, static_argnums=0)(CFG, params, text, mask, jnp.asarray(motion),
+    full = jax.jit(forward, static_argnums=0)(cfg, params, text, mask, jnp.asarray(motion),
                                               jnp.ones((B, N), bool))
-    cache = jax.jit(prefill, static_argnums=(0, 4))(CFG, params, text, mask, N)
+    cache = jax.jit(prefill, static_argnums=(0, 4))(cfg, params, text, mask, N)
     step = jax.jit(decode_step, static_argnums=0)
     for t in range(N):
-        logits, cache = step(CFG, params, cache, jnp.asarray(motion[:, t]), jnp.int32(t))
+        logits, cache = step(cfg, params, cache, jnp.asarray(motion[:, t]), jnp.int32(t))
         np.testing.assert_allclose(logits[:, :CFG.vocab_size], full[:, t, :CFG.vocab_size],
                                    rtol=1e-4, atol=1e-4)
 

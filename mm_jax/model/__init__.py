@@ -5,8 +5,9 @@ and optax; import it as ``mm_jax.model.plan``.
 """
 
 from mm_jax.model.config import PRESETS, ModelConfig, preset
-from mm_jax.model.llama import Decoder, abstract_params, forward, init_boxed, init_params
+from mm_jax.model.llama import (Decoder, KVCache, abstract_params, decode_step, forward, init_boxed, init_params,
+                                prefill)
 from mm_jax.model.loss import forward_loss, motion_loss
 
-__all__ = ["PRESETS", "ModelConfig", "preset", "Decoder", "abstract_params", "forward", "init_boxed",
-           "init_params", "forward_loss", "motion_loss"]
+__all__ = ["PRESETS", "ModelConfig", "preset", "Decoder", "KVCache", "abstract_params", "decode_step", "forward",
+           "init_boxed", "init_params", "prefill", "forward_loss", "motion_loss"]

@@ -20,6 +20,12 @@ positions: attention.py (mixed attention, padding-neutral positions). Dropout
 (``cfg.dropout``) acts on the embeddings and on each residual branch, with an
 explicit key; attention probabilities are not dropped.
 
+Decoding uses the same modules: :func:`prefill` runs the text prefix once and
+:func:`decode_step` one motion token per row against a :class:`KVCache`
+(``Attention`` takes an optional per-layer cache, as in the Flax gemma example
+and Levanter). tests/test_sample.py checks that greedy decoding through the
+cache equals full recomputation.
+
 Why Flax linen rather than NNX: linen's ``init``/``apply`` give a plain nested
 dict of arrays that optax, orbax and the PyTorch export consume as is, and
 ``nn.with_logical_partitioning`` attaches logical axis names to every
@@ -47,6 +53,8 @@ scan compiles much faster for deep models.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -84,13 +92,28 @@ class RMSNorm(nn.Module):
         return (y * scale).astype(x_btd.dtype)
 
 
+class LayerCache(NamedTuple):
+    """One layer's rotated keys and values, [B, T, K, E] each (T = S + N slots)."""
+
+    k_btke: jax.Array
+    v_btke: jax.Array
+
+
 class Attention(nn.Module):
-    """Grouped-query self-attention with RoPE and a boolean mask."""
+    """Grouped-query self-attention with RoPE, a boolean mask and an optional KV cache.
+
+    Without ``cache`` the queries attend to the keys of ``x_btd`` itself
+    (mask [B, T, T]); the second output is those keys and values (what
+    :func:`prefill` stores). With ``cache`` the Q new keys and values are
+    written at slot ``index`` and the queries attend to all T cache slots
+    (mask [B, Q, T]); the second output is the updated cache.
+    """
 
     cfg: ModelConfig
 
     @nn.compact
-    def __call__(self, x_btd, mask_btt, sin_bti, cos_bti):
+    def __call__(self, x_btd, mask_btt, sin_bti, cos_bti, cache: LayerCache | None = None,
+                 index: jax.Array | None = None) -> tuple[jax.Array, LayerCache]:
         cfg = self.cfg
         k_, g_, e_, d_ = cfg.num_kv_heads, cfg.queries_per_kv, cfg.head_dim, cfg.width
         dt = jnp.dtype(cfg.dtype)
@@ -102,12 +125,16 @@ class Attention(nn.Module):
         q_btkge = attention.apply_rope(qkv[..., :g_, :], sin_bti, cos_bti)
         k_btke = attention.apply_rope(qkv[..., g_, :], sin_bti, cos_bti)
         v_btke = qkv[..., g_ + 1, :]
+        if cache is not None:  # write the new slots, attend to the whole cache
+            at = (0, index, 0, 0)
+            k_btke = jax.lax.dynamic_update_slice(cache.k_btke, k_btke.astype(cache.k_btke.dtype), at)
+            v_btke = jax.lax.dynamic_update_slice(cache.v_btke, v_btke.astype(cache.v_btke.dtype), at)
         scores = jnp.einsum("bqkge,bske->bkgqs", q_btkge, k_btke).astype(jnp.float32)
         scores = jnp.where(mask_btt[:, None, None], scores * e_ ** -0.5, NEG_INF)
         probs = jax.nn.softmax(scores, axis=-1).astype(dt)
         o_btkge = jnp.einsum("bkgqs,bske->bqkge", probs, v_btke)
         o_bthe = o_btkge.reshape(o_btkge.shape[:2] + (cfg.num_heads, e_))
-        return jnp.einsum("bthe,dhe->btd", o_bthe, w_out.astype(dt))
+        return jnp.einsum("bthe,dhe->btd", o_bthe, w_out.astype(dt)), LayerCache(k_btke, v_btke)
 
 
 class Mlp(nn.Module):
@@ -129,31 +156,38 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm LLaMA block; returns (x, None) so it can be scanned."""
+    """Pre-norm LLaMA block -> (x, kv) so it can be scanned; kv is None unless ``keep_kv``.
+
+    ``cache``/``index`` go to :class:`Attention`; with ``keep_kv`` the second
+    output is the layer's keys and values (the updated cache when one is given).
+    """
 
     cfg: ModelConfig
     deterministic: bool = True
+    keep_kv: bool = False
 
     @nn.compact
-    def __call__(self, x_btd, mask_btt, sin_bti, cos_bti):
+    def __call__(self, x_btd, mask_btt, sin_bti, cos_bti, cache: LayerCache | None = None,
+                 index: jax.Array | None = None):
         cfg = self.cfg
         drop = nn.Dropout(cfg.dropout, deterministic=self.deterministic)
-        h = Attention(cfg, name="attn")(RMSNorm(cfg.norm_eps, name="attn_norm")(x_btd),
-                                        mask_btt, sin_bti, cos_bti)
+        h, kv = Attention(cfg, name="attn")(RMSNorm(cfg.norm_eps, name="attn_norm")(x_btd),
+                                            mask_btt, sin_bti, cos_bti, cache, index)
         x_btd = _constrain(x_btd + drop(h), ACT_BTD)
         h = Mlp(cfg, name="mlp")(RMSNorm(cfg.norm_eps, name="mlp_norm")(x_btd))
-        return _constrain(x_btd + drop(h), ACT_BTD), None
+        return _constrain(x_btd + drop(h), ACT_BTD), (kv if self.keep_kv else None)
 
 
-def _block_stack(cfg: ModelConfig) -> type[nn.Module]:
-    """Block, optionally rematerialised and/or scanned over layers."""
+def _block_stack(cfg: ModelConfig, cached: bool = False) -> type[nn.Module]:
+    """Block, optionally rematerialised and/or scanned over layers (``cached``: scan the cache too)."""
     block = nn.remat(Block, prevent_cse=not cfg.scan_layers) if cfg.remat else Block
     if not cfg.scan_layers:
         return block
+    in_axes = (nn.broadcast,) * 3 + ((0, nn.broadcast) if cached else ())
     return nn.scan(block, variable_axes={"params": 0},
                    split_rngs={"params": True, "dropout": True},
-                   in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
-                   length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+                   in_axes=in_axes, length=cfg.num_layers,
+                   metadata_params={nn.PARTITION_NAME: "layers"})
 
 
 def check_inputs(cfg: ModelConfig, text_bsc, text_mask_bs, motion_bn, motion_mask_bn) -> None:
@@ -172,37 +206,69 @@ def check_inputs(cfg: ModelConfig, text_bsc, text_mask_bs, motion_bn, motion_mas
                          f"expected {tuple(motion_bn.shape)}")
 
 
+class KVCache(NamedTuple):
+    """The decoding cache: per-layer rotated keys and values plus the text bookkeeping.
+
+    Attributes:
+      k_lbtke: [L, B, T, K, E] keys after RoPE (T = S + N slots: text, then motion).
+      v_lbtke: [L, B, T, K, E] values.
+      text_mask_bs: [B, S] bool, the real text tokens.
+      text_len_b: [B] int32, number of real text tokens (first motion position).
+    """
+
+    k_lbtke: jax.Array
+    v_lbtke: jax.Array
+    text_mask_bs: jax.Array
+    text_len_b: jax.Array
+
+
 class Decoder(nn.Module):
-    """Text-prefix LLaMA decoder over motion tokens (see the module docstring)."""
+    """Text-prefix LLaMA decoder over motion tokens (see the module docstring).
+
+    One forward pass, three uses (each through the same blocks):
+      * full (``cache`` None): logits [B, N, Vp] of every motion position;
+      * prefill (``motion_bn`` None): the text prefix alone; returns its
+        :class:`LayerCache` stacked over layers ([L, B, S, K, E] each). Text
+        queries never attend to motion, so these keys and values are final;
+      * decode (``text_bsc`` None, ``cache`` given): Q motion tokens at motion
+        index ``index`` attend to the real text keys and the motion slots up to
+        their own; returns (logits [B, Q, Vp], the updated [L, B, T, K, E] cache).
+    """
 
     cfg: ModelConfig
 
     @nn.compact
-    def __call__(self, text_bsc, text_mask_bs, motion_bn, motion_mask_bn, train: bool = False):
+    def __call__(self, text_bsc, text_mask_bs, motion_bn, motion_mask_bn, train: bool = False, *,
+                 cache: KVCache | None = None, index: jax.Array | None = None):
         cfg = self.cfg
-        check_inputs(cfg, text_bsc, text_mask_bs, motion_bn, motion_mask_bn)
         dt = jnp.dtype(cfg.dtype)
-        s = text_bsc.shape[1]
-        text_mask_bs, motion_mask_bn = text_mask_bs.astype(bool), motion_mask_bn.astype(bool)
+        prefill = motion_bn is None
         w_text = _weight(self, "text_proj", (cfg.width, cfg.text_dim), ("embed", "text_embed"),
                          cfg.text_dim ** -0.5)
         table = _weight(self, "embed", (cfg.padded_vocab_size, cfg.width), ("vocab", "embed"),
                         cfg.init_std)
-        x_bsd = jnp.einsum("bsc,dc->bsd", text_bsc.astype(dt), w_text.astype(dt))
         table = _constrain(table, ("vocab", None))  # gather D over fsdp first, as FSDP does
-        x_bnd = jnp.take(table, motion_bn, axis=0, mode="clip").astype(dt)
-        x_btd = nn.Dropout(cfg.dropout, deterministic=not train)(jnp.concatenate([x_bsd, x_bnd], 1))
-        x_btd = _constrain(x_btd, ACT_BTD)
-
-        mask_btt = attention.mixed_attention_mask(text_mask_bs, motion_mask_bn)
-        pos_bt = attention.token_positions(text_mask_bs, motion_mask_bn)
-        sin_bti, cos_bti = attention.rope_angles(pos_bt, cfg.head_dim, cfg.rope_theta)
-        stack = _block_stack(cfg)
-        if cfg.scan_layers:
-            x_btd, _ = stack(cfg, not train, name="blocks")(x_btd, mask_btt, sin_bti, cos_bti)
+        if cache is None:
+            if prefill:
+                motion_bn = jnp.zeros((text_bsc.shape[0], 0), jnp.int32)
+                motion_mask_bn = jnp.zeros((text_bsc.shape[0], 0), bool)
+            check_inputs(cfg, text_bsc, text_mask_bs, motion_bn, motion_mask_bn)
+            s = text_bsc.shape[1]
+            text_mask_bs, motion_mask_bn = text_mask_bs.astype(bool), motion_mask_bn.astype(bool)
+            x_bsd = jnp.einsum("bsc,dc->bsd", text_bsc.astype(dt), w_text.astype(dt))
+            x_bnd = jnp.take(table, motion_bn, axis=0, mode="clip").astype(dt)
+            x_btd = nn.Dropout(cfg.dropout, deterministic=not train)(jnp.concatenate([x_bsd, x_bnd], 1))
+            mask_btt = attention.mixed_attention_mask(text_mask_bs, motion_mask_bn)
+            pos_bt = attention.token_positions(text_mask_bs, motion_mask_bn)
         else:
-            for i in range(cfg.num_layers):
-                x_btd, _ = stack(cfg, not train, name=f"block_{i}")(x_btd, mask_btt, sin_bti, cos_bti)
+            s = 0  # every position of x is a motion token
+            x_btd = jnp.take(table, motion_bn, axis=0, mode="clip").astype(dt)
+            mask_btt, pos_bt = _decode_mask_positions(cache, motion_bn.shape[1], index)
+        x_btd = _constrain(x_btd, ACT_BTD)
+        sin_bti, cos_bti = attention.rope_angles(pos_bt, cfg.head_dim, cfg.rope_theta)
+        x_btd, kv = self._blocks(x_btd, mask_btt, sin_bti, cos_bti, train, prefill, cache, index)
+        if prefill:
+            return kv
 
         # Final hidden states [B, T, D] (before the final norm), for tests and feature probes:
         # apply(..., mutable=["intermediates"]) returns them; otherwise this is a no-op.
@@ -213,7 +279,42 @@ class Decoder(nn.Module):
         logits_bnv = jnp.einsum("bnd,vd->bnv", x_bnd, w_head.astype(dt)).astype(jnp.float32)
         logits_bnv = _constrain(logits_bnv, ("batch", "seq", "act_vocab"))
         real_v = jnp.arange(cfg.padded_vocab_size) < cfg.vocab_size
-        return jnp.where(real_v, logits_bnv, NEG_INF)
+        logits_bnv = jnp.where(real_v, logits_bnv, NEG_INF)
+        return logits_bnv if cache is None else (logits_bnv, kv)
+
+    def _blocks(self, x_btd, mask_btt, sin_bti, cos_bti, train, prefill, cache, index):
+        """The L blocks -> (x, kv): kv stacked [L, ...] when prefilling or decoding, else None."""
+        cfg = self.cfg
+        keep = prefill or cache is not None
+        stack = _block_stack(cfg, cached=cache is not None)
+        slot = None if cache is None else cache.text_mask_bs.shape[1] + index  # cache slot of motion index
+        if cfg.scan_layers:
+            extra = () if cache is None else (LayerCache(cache.k_lbtke, cache.v_lbtke), slot)
+            return stack(cfg, not train, keep, name="blocks")(x_btd, mask_btt, sin_bti, cos_bti, *extra)
+        kvs = []
+        for i in range(cfg.num_layers):
+            extra = () if cache is None else (LayerCache(cache.k_lbtke[i], cache.v_lbtke[i]), slot)
+            x_btd, kv = stack(cfg, not train, keep, name=f"block_{i}")(x_btd, mask_btt, sin_bti, cos_bti, *extra)
+            kvs.append(kv)
+        if not keep:
+            return x_btd, None
+        return x_btd, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *kvs)
+
+
+def _decode_mask_positions(cache: KVCache, q: int, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mask [B, Q, T] and RoPE positions [B, Q] of Q motion tokens at motion index ``index``.
+
+    Every real text key, and the motion slots up to each query's own; positions
+    follow ``attention.token_positions`` (s real text tokens, then s + index, ...):
+    every generated motion token is real while it can still influence a live row.
+    """
+    b, s = cache.text_mask_bs.shape
+    n = cache.k_lbtke.shape[2] - s
+    motion_qn = jnp.arange(n)[None, :] <= index + jnp.arange(q)[:, None]
+    mask_bqt = jnp.concatenate([jnp.broadcast_to(cache.text_mask_bs[:, None, :], (b, q, s)),
+                                jnp.broadcast_to(motion_qn, (b, q, n))], axis=2)
+    pos_bq = cache.text_len_b[:, None] + index + jnp.arange(q)[None, :]
+    return mask_bqt, pos_bq
 
 
 # ----------------------------------------------------------------------------- pure entry points
@@ -261,3 +362,40 @@ def forward(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: j
     rngs = {} if key is None else {"dropout": key}
     return Decoder(cfg).apply({"params": params}, text_bsc, text_mask_bs, motion_bn,
                               motion_mask_bn, train=key is not None, rngs=rngs)
+
+
+def prefill(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
+            max_motion: int) -> KVCache:
+    """Runs the text prefix once -> a :class:`KVCache` with room for ``max_motion`` motion slots.
+
+    Args:
+      cfg: the model config.
+      params: plain parameter dict.
+      text_bsc: [B, S, C] text features.
+      text_mask_bs: [B, S] bool, True for real text tokens.
+      max_motion: N, the motion slots to reserve (BOS included).
+
+    Returns:
+      A cache whose text slots [0, S) are filled and whose motion slots are zero.
+    """
+    text_mask_bs = jnp.asarray(text_mask_bs).astype(bool)
+    kv = Decoder(cfg).apply({"params": params}, text_bsc, text_mask_bs, None, None)
+    pad = ((0, 0), (0, 0), (0, max_motion), (0, 0), (0, 0))
+    text_len_b = jnp.sum(text_mask_bs, axis=1).astype(jnp.int32)
+    return KVCache(jnp.pad(kv.k_btke, pad), jnp.pad(kv.v_btke, pad), text_mask_bs, text_len_b)
+
+
+def decode_step(cfg: ModelConfig, params: dict, cache: KVCache, token_b: jax.Array,
+                t: jax.Array) -> tuple[jax.Array, KVCache]:
+    """One motion token per row at motion index ``t`` -> (logits [B, Vp] float32, new cache).
+
+    Args:
+      cfg: the model config.
+      params: plain parameter dict.
+      cache: from :func:`prefill` (and earlier steps 0..t-1).
+      token_b: [B] int motion ids at index ``t`` (BOS at t = 0).
+      t: scalar int32 motion index (traced).
+    """
+    logits_b1v, kv = Decoder(cfg).apply({"params": params}, None, None, token_b[:, None], None,
+                                        cache=cache, index=t)
+    return logits_b1v[:, 0], cache._replace(k_lbtke=kv.k_btke, v_lbtke=kv.v_btke)

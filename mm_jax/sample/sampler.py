@@ -25,7 +25,8 @@ NaN. :func:`min_tokens_for_seconds` converts a floor in seconds.
 
 The loop is one ``lax.while_loop`` inside ``jax.jit`` that stops when every row
 has finished. ``use_cache=True`` prefills the text once and decodes one token
-per step (cache.py); ``use_cache=False`` re-runs ``llama.forward`` on the whole
+per step (``llama.prefill``/``llama.decode_step``: the decoder's own modules with
+a KV cache); ``use_cache=False`` re-runs ``llama.forward`` on the whole
 [B, 1 + N] motion buffer every step (the reference the cache is tested against).
 """
 
@@ -41,8 +42,7 @@ import numpy as np
 
 from mm_jax.errors import ConfigError, ShapeError
 from mm_jax.model.config import ModelConfig
-from mm_jax.model.llama import forward
-from mm_jax.sample import cache as kv
+from mm_jax.model.llama import decode_step, forward, prefill
 
 _MASKED = -jnp.inf
 SEED_LIMIT = 2**32  # jax.random.key(seed) keeps seed mod 2**32 (x64 off): larger seeds would repeat streams
@@ -156,10 +156,10 @@ def _step_fns(cfg: ModelConfig, opts: _Options, params: dict, text_bsc, text_mas
     """(initial model state, fn(state, token_b, t) -> (logits, state)) for either path."""
     n = opts.max_new_tokens
     if opts.use_cache:
-        state = kv.prefill(cfg, params, text_bsc, text_mask_bs, n)
+        state = prefill(cfg, params, text_bsc, text_mask_bs, n)
 
         def step(state, token_b, t):
-            return kv.decode_step(cfg, params, state, token_b, t)
+            return decode_step(cfg, params, state, token_b, t)
         return state, step
 
     rows = text_bsc.shape[0]
