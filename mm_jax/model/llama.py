@@ -302,10 +302,9 @@ class Decoder(nn.Module):
 
 
 def _decode_mask_positions(cache: KVCache, q: int, index: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mask [B, Q, T] and RoPE positions [B, Q] of Q motion tokens at motion index ``index``.
+    """Mask [B, Q, T] (real text keys, motion slots up to each query's own) and RoPE positions [B, Q].
 
-    Every real text key, and the motion slots up to each query's own; positions
-    follow ``attention.token_positions`` (s real text tokens, then s + index, ...):
+    Positions follow ``attention.token_positions`` (s real text tokens, then s + index, ...):
     every generated motion token is real while it can still influence a live row.
     """
     b, s = cache.text_mask_bs.shape
