@@ -58,7 +58,8 @@ from mm_jax.errors import ConfigError, DataError
 from mm_jax.shards.manifest import check_compatible, codebook_size, read_manifest, split_entry
 from mm_jax.shards.reader import ShardSource
 from mm_jax.shards.verify import verify_shards
-from mm_jax.text.tokenize import CLS_ID, PAD_ID, SEP_ID
+from mm_jax.text.tokenize import PAD_ID, empty_prompt
+from mm_jax.vocab import SpecialIds
 
 log = logging.getLogger(__name__)
 
@@ -124,26 +125,6 @@ PRESETS: dict[str, PipelineConfig] = {
 def preset(name: str) -> PipelineConfig:
     """``PRESETS[name]``, or ConfigError listing the valid names."""
     return get_preset(PRESETS, name, kind="pipeline preset")
-
-
-@dataclasses.dataclass(frozen=True)
-class SpecialIds:
-    """The motion vocabulary's special ids (as ``ModelConfig``: codebook + 0/1/2)."""
-
-    bos: int
-    eos: int
-    pad: int
-
-    @classmethod
-    def for_codebook(cls, size: int) -> "SpecialIds":
-        return cls(bos=size, eos=size + 1, pad=size + 2)
-
-
-def empty_prompt(max_text_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """The unconditional prompt ``[CLS][SEP]`` -> ids int32 [S], mask bool [S]."""
-    ids = np.full((max_text_tokens,), PAD_ID, np.int32)
-    ids[:2] = (CLS_ID, SEP_ID)
-    return ids, np.arange(max_text_tokens) < 2
 
 
 def motion_row(codes: np.ndarray, n: int, special: SpecialIds, rng: np.random.Generator

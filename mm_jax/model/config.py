@@ -28,6 +28,7 @@ from typing import Literal
 
 from mm_jax.configs import get_preset
 from mm_jax.errors import ConfigError
+from mm_jax.vocab import NUM_SPECIAL, SpecialIds
 
 DTYPES = ("float32", "bfloat16")
 
@@ -103,21 +104,25 @@ class ModelConfig:
         return math.prod(self.fsq_levels)
 
     @property
+    def special_ids(self) -> SpecialIds:
+        return SpecialIds.for_codebook(self.codebook_size)
+
+    @property
     def bos_id(self) -> int:
-        return self.codebook_size
+        return self.special_ids.bos
 
     @property
     def eos_id(self) -> int:
-        return self.codebook_size + 1
+        return self.special_ids.eos
 
     @property
     def pad_id(self) -> int:
-        return self.codebook_size + 2
+        return self.special_ids.pad
 
     @property
     def vocab_size(self) -> int:
         """Real motion vocabulary: codes + BOS, EOS, PAD."""
-        return self.codebook_size + 3
+        return self.codebook_size + NUM_SPECIAL
 
     @property
     def padded_vocab_size(self) -> int:

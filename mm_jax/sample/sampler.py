@@ -305,16 +305,15 @@ def sample(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: ja
 def empty_text(text_params: dict, *, max_tokens: int, batch: int = 1) -> tuple[jax.Array, jax.Array]:
     """Features of the empty caption ``[CLS] [SEP]`` for guidance: ([B, S, C], [B, S] bool).
 
-    The tokenizer refuses empty captions, so the ids are built here (BERT
-    layout, see ``mm_jax.text.tokenize``) and run through the frozen encoder.
+    The tokenizer refuses empty captions, so the ids come from
+    :func:`mm_jax.text.tokenize.empty_prompt` and run through the frozen encoder.
     """
     from mm_jax.text.encoder import encode
-    from mm_jax.text.tokenize import CLS_ID, PAD_ID, SEP_ID
+    from mm_jax.text.tokenize import empty_prompt
 
     if max_tokens < 2 or batch < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 2 and batch={batch} >= 1")
-    ids_s = jnp.full((max_tokens,), PAD_ID, jnp.int32).at[0].set(CLS_ID).at[1].set(SEP_ID)
-    mask_s = jnp.arange(max_tokens) < 2
+    ids_s, mask_s = (jnp.asarray(a) for a in empty_prompt(max_tokens))
     ids_bs = jnp.broadcast_to(ids_s, (batch, max_tokens))
     mask_bs = jnp.broadcast_to(mask_s, (batch, max_tokens))
     tokens_bsc, _ = jax.jit(encode)(text_params, ids_bs, mask_bs)

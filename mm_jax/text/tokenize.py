@@ -41,6 +41,19 @@ SEP_ID = 102
 _SPECIALS = {"[PAD]": PAD_ID, "[UNK]": UNK_ID, "[CLS]": CLS_ID, "[SEP]": SEP_ID}
 
 
+def empty_prompt(max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """The unconditional prompt ``[CLS][SEP]`` (the tokenizer refuses empty text): ids int32 [S], mask bool [S].
+
+    The data pipeline drops captions to it (classifier-free guidance training) and
+    the sampler encodes it for the unconditional rows.
+    """
+    if max_tokens < 2:
+        raise ConfigError(f"max_tokens={max_tokens} must be >= 2 to hold [CLS] [SEP]")
+    ids = np.full((max_tokens,), PAD_ID, np.int32)
+    ids[:2] = (CLS_ID, SEP_ID)
+    return ids, np.arange(max_tokens) < 2
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TokenizedText:
     """A padded batch of token ids.
