@@ -231,7 +231,7 @@ def write_dataset(
 
     out_dir = pathlib.Path(out_dir)
     stage = _reimport_stage(out_dir, report, overwrite)
-    writer = DatasetWriter(out_dir if stage is None else stage)
+    writer = DatasetWriter(out_dir if stage is None else stage, lock_for=out_dir)
     try:
         for k, item in enumerate(items):
             report.clips_in += 1

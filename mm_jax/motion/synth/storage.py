@@ -81,13 +81,14 @@ def _freeze_npz(path: pathlib.Path) -> None:
 class DatasetWriter:
     """Streams sequences into a new data set directory (use as a context manager or call finish())."""
 
-    def __init__(self, out_dir: str | pathlib.Path, *, width: int = FEATURE_DIM) -> None:
+    def __init__(self, out_dir: str | pathlib.Path, *, width: int = FEATURE_DIM,
+                 lock_for: str | pathlib.Path | None = None) -> None:
         self.out_dir = pathlib.Path(out_dir).absolute()
         self.tmp = self.out_dir.parent / f".{self.out_dir.name}.partial"
         # One writer per target (synth, every importer, convert): .NAME.lock beside it, held until
         # finish() or abort(); a second writer fails at once instead of deleting this one's .partial.
         self._lock = contextlib.ExitStack()
-        self._lock.enter_context(runlock.lock_target(self.out_dir))
+        self._lock.enter_context(runlock.lock_target(lock_for or self.out_dir))  # lock_for: a staging dir's target
         try:
             self._open(width)
         except BaseException:
