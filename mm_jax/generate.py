@@ -128,7 +128,7 @@ def text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
     vocabulary knows: the model would read nothing of it) is a DataError.
     """
     from mm_jax.text import encoder
-    from mm_jax.trainer import setup
+    from mm_jax.text import weights as text_weights
 
     if text_tokenizer is None:
         from mm_jax.text.tokenize import TextTokenizer
@@ -141,7 +141,7 @@ def text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
     batch = text_tokenizer.encode(prompts)
     if refuse_unknown:
         _refuse_all_unknown(prompts, batch, want or text_tokenizer.vocab_identity())
-    text_params, ident = setup.text_params(exp.text, exp.text_weights, exp.train.seed)
+    text_params, ident = text_weights.frozen_params(exp.text, exp.text_weights, exp.train.seed)
     log.info("text encoder %s, S=%d", ident, batch.ids.shape[1])
     tokens_psc, _ = jax.jit(encoder.encode)(text_params, batch.ids, batch.mask)
     return text_params, tokens_psc, jnp.asarray(batch.mask)

@@ -55,6 +55,7 @@ from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from mm_jax.metrics import MetricsWriter, truncate_metrics
 from mm_jax.pipeline import Pipeline, build_pipeline, global_batch
+from mm_jax.text import weights as text_weights
 from mm_jax.trainer import setup
 from mm_jax.trainer.config import ExperimentConfig
 from mm_jax.trainer.interrupt import StopRequest
@@ -113,7 +114,7 @@ def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress
          writer: MetricsWriter | None, until: int | None, stop: StopRequest) -> dict[str, Any]:
     """:func:`run` inside the work directory's lock."""
     mesh = sharding.make_mesh(exp.mesh)
-    text_host, weights_ident = setup.text_params(exp.text, exp.text_weights, exp.train.seed)
+    text_host, weights_ident = text_weights.frozen_params(exp.text, exp.text_weights, exp.train.seed)
     vocab = exp.text_vocab_identity or setup.vocab_identity(exp.text)
     train_pipe = build_pipeline(exp.shards_dir, exp.pipeline, split="train",
                                 tokenizer_identity=setup.tokenizer_identity(exp),

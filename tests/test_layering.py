@@ -36,6 +36,19 @@ def test_loading_weights_for_generation_builds_no_optimizer(decoder_run, tiny_to
     assert _loaded_after(code) == set()
 
 
+def test_text_encoder_weights_for_generation_build_no_optimizer(decoder_run):
+    """The frozen text encoder's params (what text_features loads) need no trainer code either."""
+    code = (f"from mm_jax import generate\n"
+            f"from mm_jax.text import weights\n"
+            f"dec = generate.load_decoder({str(decoder_run)!r})\n"
+            f"params, ident = weights.frozen_params(dec.exp.text, dec.exp.text_weights, dec.exp.train.seed)\n"
+            f"assert params and ident")
+    assert _loaded_after(code) == set()
+    tree = ast.parse((pathlib.Path(mm_jax.__file__).parent / "generate.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "mm_jax.trainer" not in imported and "mm_jax.trainer.setup" not in imported
+
+
 def test_tokenizer_artifact_does_not_import_its_trainer():
     assert _loaded_after("import mm_jax.tokenizer.artifact") == set()
     tree = ast.parse((pathlib.Path(mm_jax.__file__).parent / "tokenizer" / "artifact.py").read_text())

