@@ -32,19 +32,12 @@ log = logging.getLogger(__name__)
 OLD_VERSION = 1
 
 
-def _matrix_from_columns_6d(d6: np.ndarray) -> np.ndarray:
-    """Format 1's 6D (first two columns, [..., 6]) -> [..., 3, 3], Gram-Schmidt over the columns."""
-    a1, a2 = d6[..., :3], d6[..., 3:]
-    b1 = a1 / np.clip(np.linalg.norm(a1, axis=-1, keepdims=True), 1e-8, None)
-    a2 = a2 - np.sum(b1 * a2, axis=-1, keepdims=True) * b1
-    b2 = a2 / np.clip(np.linalg.norm(a2, axis=-1, keepdims=True), 1e-8, None)
-    return np.stack([b1, b2, np.cross(b1, b2)], axis=-1)
-
-
 def convert_features_v1(old: np.ndarray) -> np.ndarray:
     """One format-1 clip [T, 272] -> the reference convention [T, 272] float32."""
     old = np.asarray(old, np.float32)
-    mats = _matrix_from_columns_6d(old[:, mfeat.LOCAL_ROT].reshape(len(old), mfeat.NUM_JOINTS, 6))
+    # Format 1's 6D held the first two columns of M, i.e. the first two rows of M^T.
+    mats_t = rotations.sixd_to_matrix(jnp.asarray(old[:, mfeat.LOCAL_ROT].reshape(len(old), mfeat.NUM_JOINTS, 6)))
+    mats = np.swapaxes(np.asarray(mats_t), -1, -2)
     fixed = old.copy()
     fixed[:, mfeat.LOCAL_ROT] = np.asarray(rotations.matrix_to_6d(jnp.asarray(mats))).reshape(len(old), -1)
     motion = mfeat.motion_from_features(jnp.asarray(fixed))

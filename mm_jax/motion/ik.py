@@ -92,10 +92,7 @@ def arc_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def kabsch(v: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Rotations R [..., 3, 3] minimising sum_k |R v_k - u_k|^2 for v [K, 3] or [..., K, 3], u [..., K, 3]."""
     h = np.einsum("...ki,...kj->...ij", u, np.broadcast_to(v, u.shape))  # sum_k u_k v_k^T
-    uu, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(uu @ vt))
-    fix = np.concatenate([np.ones(d.shape + (2,)), d[..., None]], axis=-1)
-    return uu @ (fix[..., None] * vt)
+    return _orthonormal(h)  # the rotation nearest to h
 
 
 def _orthonormal(r: np.ndarray) -> np.ndarray:

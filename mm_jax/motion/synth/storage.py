@@ -112,9 +112,9 @@ class DatasetWriter:
     def add(self, record: dict, features: np.ndarray) -> dict:
         """Appends one sequence; ``record`` gets ``offset`` and ``length``; returns the stored record."""
         # The one feature check, before any cast: integer or boolean arrays are refused, not converted.
-        feats = np.ascontiguousarray(validate_features(features, name=f"sequence {record.get('id')!r}",
-                                                       width=self.width), dtype="<f4")
-        if not np.isfinite(feats).all():  # a float64 beyond float32's range
+        checked = validate_features(features, name=f"sequence {record.get('id')!r}", width=self.width)
+        feats = np.ascontiguousarray(checked, dtype="<f4")
+        if checked.dtype.itemsize > 4 and not np.isfinite(feats).all():  # float64 beyond float32's range
             raise DataError(f"sequence {record.get('id')!r}: features overflow float32")
         rec = dict(record, offset=self.rows, length=int(feats.shape[0]))
         line = dumps(rec) + "\n"
