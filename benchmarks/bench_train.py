@@ -6,7 +6,7 @@ Usage::
                                                [--set section.key=value ...]
 
 Builds the experiment preset's placement on the local devices, compiles the
-train step exactly as ``mm_jax.train.run`` does (AOT, in/out shardings,
+train step exactly as ``mm_jax.train.loop.run`` does (AOT, in/out shardings,
 donated state, the frozen text encoder inside the step), then times
 ``--steps`` steps on random device-resident batches (real-looking masks:
 captions of 8-20 tokens, motions of 20-N codes) after 3 warm-up steps.
@@ -57,8 +57,8 @@ def main() -> None:
 
     from mm_jax import sharding
     from mm_jax.pipeline import global_batch
-    from mm_jax.trainer import config as tconfig
-    from mm_jax.trainer import setup
+    from mm_jax.train import config as tconfig
+    from mm_jax.train import setup
 
     exp = tconfig.apply_overrides(tconfig.preset(args.preset), args.overrides)
     mesh = sharding.make_mesh(exp.mesh)

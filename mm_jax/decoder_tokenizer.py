@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from mm_jax.errors import CheckpointError
 from mm_jax.tokenizer.artifact import load_tokenizer
-from mm_jax.trainer.config import ExperimentConfig
+from mm_jax.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 

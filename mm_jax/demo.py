@@ -159,12 +159,13 @@ def _stage_shards(cfg: DemoConfig, data_dir: pathlib.Path, tok_dir: pathlib.Path
 
 def _stage_decoder(cfg: DemoConfig, tok_dir: pathlib.Path, out: pathlib.Path,
                    progress: ProgressFactory) -> dict[str, Any]:
-    from mm_jax import train, trainer
+    from mm_jax import train
+    from mm_jax.train import loop
     from mm_jax.plot import plot_run
-    from mm_jax.trainer.config import with_shard_text_budget
+    from mm_jax.train.config import with_shard_text_budget
 
     n = cfg.max_motion_tokens
-    exp = trainer.apply_overrides(trainer.preset(cfg.decoder_preset), [
+    exp = train.apply_overrides(train.preset(cfg.decoder_preset), [
         f"shards_dir={out / 'shards'}", f"tokenizer_run={tok_dir}", f"train.steps={cfg.decoder_steps}",
         f"train.seed={cfg.seed}", f"pipeline.seed={cfg.seed}",
         f"pipeline.max_motion_tokens={n}", f"model.max_motion_tokens={n}",
@@ -173,7 +174,7 @@ def _stage_decoder(cfg: DemoConfig, tok_dir: pathlib.Path, out: pathlib.Path,
     exp = with_shard_text_budget(exp)
     run = out / "decoder"
     with progress("decoder", unit="step") as bar:
-        summary = train.run(exp, run, resume=True, progress=bar)
+        summary = loop.run(exp, run, resume=True, progress=bar)
     plot_run(run, run / "curves.png")
     return summary
 

@@ -1,6 +1,6 @@
 """Text -> motion files, end to end (stage: sample, as a library function).
 
-Inputs: a decoder run directory (``mm_jax.train.run`` output: ``config.json``
+Inputs: a decoder run directory (``mm_jax.train.loop.run`` output: ``config.json``
 and ``checkpoints/``), the tokenizer run it records (or an override; either is
 identity-checked against the checkpoint, :mod:`mm_jax.decoder_tokenizer`), and
 prompts. Outputs, in ``out_dir``, for prompt ``i`` and sample ``k``::
@@ -49,7 +49,7 @@ from mm_jax import configs, sharding
 from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from mm_jax.model.llama import abstract_params
-from mm_jax.trainer.config import ExperimentConfig
+from mm_jax.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
     """Samples ``num_samples`` motions per prompt from a decoder run and writes them to ``out_dir``.
 
     Args:
-      decoder_run: a ``mm_jax.train.run`` work directory.
+      decoder_run: a ``mm_jax.train.loop.run`` work directory.
       prompts: P non-empty captions, each with at least one word the text vocabulary knows.
       out_dir: output directory (created); see the module docstring for its files.
       num_samples: K samples per prompt (one batch of P*K rows, one key).

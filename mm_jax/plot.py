@@ -1,6 +1,6 @@
 """Loss curves of a run as a PNG (stage: train, reporting).
 
-Input: a run directory's ``metrics.jsonl`` (:mod:`mm_jax.metrics`). Output:
+Input: a run directory's ``metrics.jsonl`` (:mod:`mm_jax.tracking`). Output:
 one PNG with three panels against the step: train and val loss, train and
 val motion-token accuracy, and the learning rate. Uses matplotlib's Agg
 backend (no display needed).
@@ -13,7 +13,7 @@ import pathlib
 from typing import Any
 
 from mm_jax.errors import DataError
-from mm_jax.metrics import read_metrics
+from mm_jax.tracking import read_metrics
 
 log = logging.getLogger(__name__)
 

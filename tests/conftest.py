@@ -35,9 +35,9 @@ def decoder_run(tiny_tokenizer, tmp_path_factory):
     """A 2-step decoder run whose codebook and shard identity are the tiny tokenizer's (fake text vocabulary)."""
     import train_fixtures as tfx
 
-    from mm_jax import train
+    from mm_jax.train import loop
     from mm_jax.tokenizer.artifact import load_tokenizer
-    from mm_jax.trainer import setup
+    from mm_jax.train import setup
 
     levels = tuple(load_tokenizer(tiny_tokenizer).cfg.fsq_levels)
     exp = tfx.experiment("", steps=2, warmup_steps=1, val_every=0, ckpt_every=2, log_every=1)
@@ -47,5 +47,5 @@ def decoder_run(tiny_tokenizer, tmp_path_factory):
                                    identity=setup.tokenizer_identity(exp))
     exp = dataclasses.replace(exp, shards_dir=str(shards))
     workdir = tmp_path_factory.mktemp("gen_decoder")
-    train.run(exp, workdir)
+    loop.run(exp, workdir)
     return workdir

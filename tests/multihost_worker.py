@@ -37,13 +37,13 @@ def dist(shards: str, workdir: str, port: str, rank: str) -> None:
 
     jax.config.update("jax_num_cpu_devices", 2)  # an entry point: config updates are allowed here
     jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=int(rank))
-    from mm_jax import train
+    from mm_jax.train import loop
     from mm_jax.sharding import MeshConfig
 
     assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
     exp = _experiment(shards, MeshConfig(data=2, fsdp=2))
-    first = train.run(exp, workdir, until=SPLIT_AT)
-    second = train.run(exp, workdir, resume=True)
+    first = loop.run(exp, workdir, until=SPLIT_AT)
+    second = loop.run(exp, workdir, resume=True)
     assert first["final_step"] == SPLIT_AT
     assert second["start_step"] == SPLIT_AT and second["final_step"] == STEPS
     jax.distributed.shutdown()
@@ -57,8 +57,8 @@ def ref(shards: str, workdir: str) -> None:
     from mm_jax.checkpoint import Checkpointer
     from mm_jax.pipeline import build_pipeline, global_batch
     from mm_jax.sharding import MeshConfig, make_mesh
-    from mm_jax.trainer import setup
-    from mm_jax.trainer.step import BATCH_KEYS
+    from mm_jax.train import setup
+    from mm_jax.train.step import BATCH_KEYS
 
     exp = _experiment(shards, MeshConfig(data=1))
     mesh = make_mesh(exp.mesh, jax.devices()[:1])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mm_jax.cli import main
-from mm_jax.eval_suite import load_suite
+from mm_jax.eval.prompts import load_suite
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

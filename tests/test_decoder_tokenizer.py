@@ -19,7 +19,7 @@ import shards_fake as sf
 from mm_jax import decoder_tokenizer
 from mm_jax.errors import CheckpointError
 from mm_jax.generate import generate
-from mm_jax.trainer.config import ExperimentConfig
+from mm_jax.train.config import ExperimentConfig
 
 
 def _gen(run, out, **kw):
@@ -138,7 +138,7 @@ def test_train_records_the_manifest_tokenizer_and_generate_runs_elsewhere(tiny_t
     """A decoder trained without tokenizer_run (the README's flow) records the shards' tokenizer, absolute."""
     import train_fixtures as tfx
 
-    from mm_jax import train
+    from mm_jax.train import loop
     from mm_jax.shards import write_shards
     from mm_jax.tokenizer.artifact import load_tokenizer
 
@@ -151,7 +151,7 @@ def test_train_records_the_manifest_tokenizer_and_generate_runs_elsewhere(tiny_t
     exp = tfx.experiment("shards", steps=1, warmup_steps=1, val_every=0, ckpt_every=1, log_every=1)
     exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, fsq_levels=tuple(ident["fsq_levels"])))
     assert exp.tokenizer_run is None
-    train.run(exp, "decoder")
+    loop.run(exp, "decoder")
     recorded = json.loads(pathlib.Path("decoder/config.json").read_text())["tokenizer_run"]
     assert recorded == str(pathlib.Path(tiny_tokenizer).absolute())
     elsewhere = tmp_path / "elsewhere"

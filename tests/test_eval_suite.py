@@ -16,7 +16,7 @@ from mm_jax.eval.evaluator import PRESETS, TEXT_WIDTH, Evaluator, embed_motion, 
 from mm_jax.eval.suite import (SHORT_SHARE, TABLE, evaluate_suite, find_references, length_scores, match_hits,
                                reference_spans, score_clips, summarize)
 from mm_jax.eval.suite_report import write_suite_report
-from mm_jax.eval_suite import load_suite
+from mm_jax.eval.prompts import load_suite
 from mm_jax.motion.features import LOCAL_VEL, ROOT_LIN_VEL
 from mm_jax.motion.synth import load_dataset
 from mm_jax.tokenizer.artifact import load_tokenizer

@@ -12,7 +12,7 @@ import pytest
 from mm_jax.errors import CheckpointError, ConfigError, DataError, ShapeError
 from mm_jax.eval import PRESETS, EvaluatorConfig, embed_motion, embed_sentences, embed_text, load_evaluator
 from mm_jax.eval.train import train_evaluator
-from mm_jax.metrics import read_metrics
+from mm_jax.tracking import read_metrics
 from mm_jax.motion.synth import load_dataset
 
 

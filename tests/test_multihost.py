@@ -25,9 +25,9 @@ import train_fixtures as tfx
 
 from mm_jax import sharding
 from mm_jax.checkpoint import Checkpointer
-from mm_jax.metrics import read_metrics
+from mm_jax.tracking import read_metrics
 from mm_jax.model.llama import init_params
-from mm_jax.trainer import setup, step
+from mm_jax.train import setup, step
 
 WORKER = pathlib.Path(__file__).with_name("multihost_worker.py")
 

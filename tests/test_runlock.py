@@ -98,11 +98,11 @@ def _only_the_lock(directory: pathlib.Path) -> None:
 def test_decoder_training_on_a_held_workdir_fails_before_writing(holder, tmp_path):
     import train_fixtures as tfx
 
-    from mm_jax import train
+    from mm_jax.train import loop
 
     proc = holder(tmp_path / ".lock")
     with pytest.raises(LockError, match=f"pid {proc.pid} on host"):
-        train.run(tfx.experiment(tmp_path / "no_shards_needed"), tmp_path)
+        loop.run(tfx.experiment(tmp_path / "no_shards_needed"), tmp_path)
     _only_the_lock(tmp_path)
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from mm_jax.errors import CheckpointError
-from mm_jax.metrics import read_metrics
-from mm_jax.trainer.interrupt import StopRequest, stop_on_signals
+from mm_jax.tracking import read_metrics
+from mm_jax.train.interrupt import StopRequest, stop_on_signals
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MM_JAX = pathlib.Path(sys.executable).with_name("mm-jax")  # the console script of this venv

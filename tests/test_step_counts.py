@@ -22,11 +22,11 @@ def _error_lines(err: str) -> list[str]:
 @pytest.fixture
 def fake_train(monkeypatch):
     """Records the ExperimentConfig ``mm-jax train`` would run, and trains nothing."""
-    from mm_jax import train
-    from mm_jax.trainer import config as tconfig
+    from mm_jax.train import loop
+    from mm_jax.train import config as tconfig
 
     calls = []
-    monkeypatch.setattr(train, "run", lambda exp, workdir, **kw: calls.append((exp, kw)) or {"steps": 0})
+    monkeypatch.setattr(loop, "run", lambda exp, workdir, **kw: calls.append((exp, kw)) or {"steps": 0})
     monkeypatch.setattr(tconfig, "with_shard_text_budget", lambda exp: exp)
     return calls
 
@@ -96,7 +96,7 @@ def test_tokenizer_train_config_refuses_counts_that_train_nothing_or_divide_by_z
 ])
 def test_configs_refuse_nan_and_out_of_range(cls, field, value):
     from mm_jax.eval.evaluator import EvaluatorConfig
-    from mm_jax.trainer.config import TrainConfig
+    from mm_jax.train.config import TrainConfig
 
     with pytest.raises(ConfigError, match=field):
         {"evaluator": EvaluatorConfig, "train": TrainConfig}[cls](**{field: value})

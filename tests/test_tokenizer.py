@@ -83,7 +83,7 @@ def _cfgs(steps, **kw):
 
 
 def test_training_reduces_loss_and_resume_is_exact(tiny_dataset, tmp_path):
-    from mm_jax.metrics import read_metrics
+    from mm_jax.tracking import read_metrics
     from mm_jax.tokenizer.train import train
 
     mcfg, tcfg = _cfgs(12, ckpt_every=6)

@@ -20,16 +20,17 @@ import numpy as np
 import pytest
 import train_fixtures as tfx
 
-from mm_jax import sharding, train
+from mm_jax import configs, sharding
+from mm_jax.train import loop
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, ConfigError, NonFiniteError, StorageError
-from mm_jax.metrics import read_metrics
+from mm_jax.tracking import read_metrics
 from mm_jax.model.llama import init_params
 from mm_jax.pipeline import build_pipeline
 from mm_jax.text import encoder as text_encoder
-from mm_jax.trainer import config as tconfig
-from mm_jax.trainer import setup, step
-from mm_jax.trainer.interrupt import StopRequest
+from mm_jax.train import config as tconfig
+from mm_jax.train import setup, step
+from mm_jax.train.interrupt import StopRequest
 
 WORKER = pathlib.Path(__file__).with_name("train_worker.py")
 
@@ -62,7 +63,7 @@ def ref_run(shards, tmp_path_factory) -> pathlib.Path:
     """An uninterrupted 20-step run (val and checkpoints at 10 and 20), shared by several tests."""
     workdir = tmp_path_factory.mktemp("ref_run")
     seen = []
-    summary = train.run(tfx.experiment(shards, steps=20), workdir, progress=lambda d, t: seen.append((d, t)))
+    summary = loop.run(tfx.experiment(shards, steps=20), workdir, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(i, 20) for i in range(1, 21)]
     assert summary["final_step"] == 20 and summary["checkpoint_step"] == 20
     return workdir
@@ -85,7 +86,7 @@ def test_loss_falls_and_metrics_are_written(ref_run):
     assert [r["step"] for r in val_rows] == [10, 20] and val_rows[1]["val/loss"] < val_rows[0]["val/loss"]
     assert val_rows[1]["val/accuracy"] > 0.5
     assert list((ref_run / "tb").iterdir())
-    saved = train.configs.load_json(tconfig.ExperimentConfig, ref_run / "config.json")
+    saved = configs.load_json(tconfig.ExperimentConfig, ref_run / "config.json")
     assert saved == tfx.experiment(saved.shards_dir, steps=20)
 
 
@@ -169,7 +170,7 @@ def _assert_same_run(ref_dir: pathlib.Path, run_dir: pathlib.Path, exp) -> None:
 def test_exact_resume_in_a_new_process_without_tensorflow(shards, ref_run, tmp_path):
     """20 steps == 10 steps here + a resume to 20 in a fresh process (which never imports tensorflow)."""
     exp = tfx.experiment(shards, steps=20)
-    assert train.run(exp, tmp_path, until=10)["final_step"] == 10
+    assert loop.run(exp, tmp_path, until=10)["final_step"] == 10
     proc = _worker(shards, tmp_path, 20, "--resume")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
@@ -207,13 +208,13 @@ def test_stop_request_saves_the_step_reached_and_resume_is_exact(shards, ref_run
         if done == 7:
             stop.signum = signal.SIGTERM  # what the handler of stop_on_signals does
 
-    summary = train.run(exp, tmp_path, progress=progress, stop=stop)
+    summary = loop.run(exp, tmp_path, progress=progress, stop=stop)
     assert stop.stopped_at == 8 and summary["final_step"] == 8 and summary["checkpoint_step"] == 8
     assert max(_losses(tmp_path)) == 8
     ckpt = Checkpointer(tmp_path / "checkpoints")
     assert ckpt.all_steps() == [8]  # ckpt_every=10: only the stop saved
     ckpt.close()
-    assert train.run(exp, tmp_path, resume=True)["start_step"] == 8
+    assert loop.run(exp, tmp_path, resume=True)["start_step"] == 8
     _assert_same_run(ref_run, tmp_path, exp)
 
 
@@ -243,7 +244,7 @@ def test_resume_past_a_torn_last_metrics_line(shards, ref_run, tmp_path):
     run_dir = _copy_run(ref_run, tmp_path / "run")
     with (run_dir / "metrics.jsonl").open("a") as f:
         f.write('{"perf/step_time_s": 0.01, "step": 21, "train/lo')
-    summary = train.run(tfx.experiment(shards, steps=20), run_dir, resume=True)
+    summary = loop.run(tfx.experiment(shards, steps=20), run_dir, resume=True)
     assert summary["start_step"] == summary["final_step"] == 20
     assert (run_dir / "metrics.jsonl").read_bytes() == (ref_run / "metrics.jsonl").read_bytes()
 
@@ -253,7 +254,7 @@ def test_until_at_or_before_the_resumed_step_is_an_error(shards, ref_run, tmp_pa
     run_dir = _copy_run(ref_run, tmp_path / "run")
     before = (run_dir / "metrics.jsonl").read_bytes()
     with pytest.raises(ConfigError, match=r"--until 5: .* already at step 20"):
-        train.run(tfx.experiment(shards, steps=20), run_dir, resume=True, until=5)
+        loop.run(tfx.experiment(shards, steps=20), run_dir, resume=True, until=5)
     assert (run_dir / "metrics.jsonl").read_bytes() == before
 
 
@@ -276,7 +277,7 @@ def test_a_failed_checkpoint_save_stops_training_and_keeps_the_last_one(shards, 
     with pytest.raises(StorageError, match=rf"cannot write {tmp_path}/checkpoints/4: \[Errno 28\] No space left "
                                            r"on device.*MB free there, about \d+\.\d MB needed; .* the last "
                                            r"complete one \(step 2\) is kept"):
-        train.run(exp, tmp_path)
+        loop.run(exp, tmp_path)
     assert max(_losses(tmp_path)) <= 6  # stopped at the first failed save, not at step 12
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2"]
     monkeypatch.undo()
@@ -293,10 +294,10 @@ def test_resume_of_another_model_tokenizer_or_text_encoder_fails(shards, ref_run
     run_dir = _copy_run(ref_run, tmp_path / "run")
     exp = tfx.experiment(shards, steps=30)
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
-        train.run(exp, run_dir)
+        loop.run(exp, run_dir)
 
     def resume(**changes):
-        return train.run(dataclasses.replace(exp, **changes), run_dir, resume=True)
+        return loop.run(dataclasses.replace(exp, **changes), run_dir, resume=True)
 
     with pytest.raises(CheckpointError, match=r"another config: model\.num_layers: checkpoint has 2, "
                                               r"run has 3"):
@@ -319,7 +320,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(shards, ref_run, t
     bad = tfx.experiment(shards, steps=30, ckpt_every=1, val_every=0, lr=1e30, grad_accum_steps=2)
     with pytest.raises(NonFiniteError, match=r"non-finite training at step 21: .*batch sample indices "
                                              r"\[\d+(, \d+){7}\].*last good checkpoint is step 20"):
-        train.run(bad, run_dir, resume=True)
+        loop.run(bad, run_dir, resume=True)
     ckpt = Checkpointer(run_dir / "checkpoints")
     assert ckpt.all_steps() == [10, 20]
     ckpt.close()
@@ -352,7 +353,7 @@ def test_presets_and_overrides():
     with pytest.raises(ConfigError, match="unknown experiment preset 'huge'"):
         tconfig.preset("huge")
     with pytest.raises(ConfigError, match="shards_dir is empty"):
-        train.run(tconfig.preset("tiny"), "/tmp/unused")
+        loop.run(tconfig.preset("tiny"), "/tmp/unused")
 
 
 def test_plot_run(ref_run, tmp_path):

@@ -19,7 +19,7 @@ from mm_jax.model.config import ModelConfig
 from mm_jax.pipeline import PipelineConfig
 from mm_jax.sharding import MeshConfig
 from mm_jax.text.config import TextConfig
-from mm_jax.trainer.config import ExperimentConfig, TrainConfig
+from mm_jax.train.config import ExperimentConfig, TrainConfig
 
 VOCAB_IDENTITY = "fake:fake-v1"  # FakeTextTokenizer's identity
 

@@ -32,7 +32,7 @@ def main() -> None:
 
     import train_fixtures as tf_
 
-    from mm_jax import train
+    from mm_jax.train import loop
 
     def progress(done: int, total: int) -> None:
         print(f"DONE {done}", flush=True)
@@ -40,12 +40,12 @@ def main() -> None:
             time.sleep(0.3)
 
     from mm_jax.cli.train_cmd import report_stop
-    from mm_jax.trainer.interrupt import StopRequest, stop_on_signals
+    from mm_jax.train.interrupt import StopRequest, stop_on_signals
 
     signals = stop_on_signals() if args.signals else contextlib.nullcontext(StopRequest())
     with signals as stop:
-        summary = train.run(tf_.experiment(args.shards, steps=args.steps), args.workdir, resume=args.resume,
-                            progress=progress, stop=stop)
+        summary = loop.run(tf_.experiment(args.shards, steps=args.steps), args.workdir, resume=args.resume,
+                           progress=progress, stop=stop)
     if stop.stopped_at is not None:
         sys.exit(report_stop("train", stop, args.workdir))
     print(f"TF_IMPORTED={'tensorflow' in sys.modules}", flush=True)

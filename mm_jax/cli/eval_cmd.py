@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
     from mm_jax.eval.evaluator import preset
     from mm_jax.cli.train_cmd import report_stop
     from mm_jax.eval.train import train_evaluator
-    from mm_jax.trainer.interrupt import stop_on_signals
+    from mm_jax.train.interrupt import stop_on_signals
 
     require_positive(steps=args.steps)
     cfg = apply_overrides(preset(args.preset), args.overrides)

@@ -73,7 +73,7 @@ def _configs(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from mm_jax.cli.train_cmd import report_stop
     from mm_jax.tokenizer.train import train
-    from mm_jax.trainer.interrupt import stop_on_signals
+    from mm_jax.train.interrupt import stop_on_signals
 
     mcfg, tcfg = _configs(args)
     with stop_on_signals() as stop, progress_bar("tokenizer", unit="step") as bar:

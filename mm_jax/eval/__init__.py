@@ -5,7 +5,9 @@ Modules:
   quality:   jerk, acceleration, foot skating, floating, penetration from joints [T, 22, 3].
   evaluator: :class:`EvaluatorConfig` (+ ``PRESETS``), the TMR-style model, embed_motion/embed_text,
              save/load of the versioned artefact.
-  train:     :func:`train_evaluator`.
+  train:     :func:`train_evaluator` (not imported here: it needs optax).
+  prompts:   the zero-shot prompt-suite file format and loader.
+  suite:     scores a decoder on the prompt suite; suite_report writes its report.
 """
 
 from mm_jax.eval.evaluator import (
@@ -18,7 +20,6 @@ from mm_jax.eval.evaluator import (
     embed_text,
     load_evaluator,
 )
-from mm_jax.eval.train import train_evaluator
 
 __all__ = [
     "EVALUATOR_VERSION",
@@ -29,5 +30,4 @@ __all__ = [
     "embed_sentences",
     "embed_text",
     "load_evaluator",
-    "train_evaluator",
 ]

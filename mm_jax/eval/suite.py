@@ -2,7 +2,7 @@
 
 ``evaluate_suite(decoder_run, evaluator_dir, suite_path)`` samples
 ``num_samples`` motions for every prompt of a suite
-(:func:`mm_jax.eval_suite.load_suite`) in one batch, each cut to its
+(:func:`mm_jax.eval.prompts.load_suite`) in one batch, each cut to its
 prompt's ``seconds`` (the decoder has no length input: its budget is
 ``ceil(seconds * 30 / frames_per_token)`` codes; EOS is held back until
 ``min_share`` (default 0.6) of the asked seconds exist), decodes them with the
@@ -55,7 +55,7 @@ import jax
 import numpy as np
 
 from mm_jax.errors import ConfigError, DataError
-from mm_jax.eval_suite import CATEGORIES, TAGS, Prompt, load_suite
+from mm_jax.eval.prompts import CATEGORIES, TAGS, Prompt, load_suite
 from mm_jax.motion.features import FPS
 
 log = logging.getLogger(__name__)

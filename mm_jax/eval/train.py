@@ -13,7 +13,7 @@ when it has >= 32 sequences, else top-1 retrieval among all of them
 (``val/top1_all``, chance 1/n).
 
 The output directory is locked for the run (:mod:`mm_jax.runlock`). A
-:class:`~mm_jax.trainer.interrupt.StopRequest` (SIGINT/SIGTERM) ends training
+:class:`~mm_jax.train.interrupt.StopRequest` (SIGINT/SIGTERM) ends training
 after the current step: the train state (params, optimizer state) goes to
 ``OUT/interrupted/`` (orbax) instead of the artefact, and ``resume=True``
 (``--resume``) continues from it exactly (batches depend on the step only);
@@ -40,8 +40,8 @@ from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, DataError
 from mm_jax.eval import evaluator as E
 from mm_jax.eval import metrics as emetrics
-from mm_jax.metrics import MetricsWriter, truncate_metrics
-from mm_jax.trainer.interrupt import StopRequest
+from mm_jax.tracking import MetricsWriter, truncate_metrics
+from mm_jax.train.interrupt import StopRequest
 
 log = logging.getLogger(__name__)
 

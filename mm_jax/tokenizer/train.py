@@ -33,13 +33,13 @@ import optax
 from mm_jax import configs, runlock
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, NonFiniteError
-from mm_jax.metrics import MetricsWriter, truncate_metrics
+from mm_jax.tracking import MetricsWriter, truncate_metrics
 from mm_jax.motion import features as mfeat
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, evaluate, open_motion_data
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
-from mm_jax.trainer.interrupt import StopRequest
+from mm_jax.train.interrupt import StopRequest
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import optax
 from mm_jax.model.config import ModelConfig
 from mm_jax.model.loss import forward_loss
 from mm_jax.text.encoder import encode as text_encode
-from mm_jax.trainer.config import TrainConfig
+from mm_jax.train.config import TrainConfig
 
 BATCH_KEYS = ("text_ids", "text_mask", "motion_ids", "motion_mask")
 

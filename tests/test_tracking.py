@@ -1,4 +1,4 @@
-"""mm_jax.metrics: a torn last line (power loss) is skipped and reported, a damaged middle line is a
+"""mm_jax.tracking: a torn last line (power loss) is skipped and reported, a damaged middle line is a
 named error, resumed runs drop rows past their checkpoint, and a full disk is a StorageError."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import pytest
 
 from mm_jax.errors import DataError, StorageError
-from mm_jax.metrics import MetricsWriter, read_metrics, truncate_metrics
+from mm_jax.tracking import MetricsWriter, read_metrics, truncate_metrics
 
 
 def _write_rows(path, steps, tail: bytes = b""):
@@ -26,7 +26,7 @@ TORN = b'{"step": 7, "time": 0.0, "train/lo'
                          ids=["cut", "cut+newline", "zeros", "cut+zeros"])
 def test_a_torn_last_line_is_skipped_and_reported(tmp_path, caplog, tail):
     _write_rows(tmp_path / "metrics.jsonl", range(1, 7), tail)
-    with caplog.at_level(logging.WARNING, logger="mm_jax.metrics"):
+    with caplog.at_level(logging.WARNING, logger="mm_jax.tracking"):
         rows = read_metrics(tmp_path)
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert ("torn last line" in caplog.text) == (tail.strip(b"\0\n") != b"")
@@ -48,7 +48,7 @@ def test_plot_of_a_run_with_a_torn_last_line(tmp_path, caplog):
     from mm_jax.plot import plot_run
 
     _write_rows(tmp_path / "metrics.jsonl", range(1, 7), TORN)
-    with caplog.at_level(logging.WARNING, logger="mm_jax.metrics"):
+    with caplog.at_level(logging.WARNING, logger="mm_jax.tracking"):
         out = plot_run(tmp_path, tmp_path / "curves.png")
     assert out.stat().st_size > 1000 and "torn last line" in caplog.text
 
@@ -67,7 +67,7 @@ def test_truncate_drops_rows_past_the_step_and_a_torn_tail(tmp_path):
 
 def test_writer_appends_after_a_torn_line_on_a_line_of_its_own(tmp_path, caplog):
     _write_rows(tmp_path / "metrics.jsonl", range(1, 4), TORN)
-    with caplog.at_level(logging.WARNING, logger="mm_jax.metrics"), \
+    with caplog.at_level(logging.WARNING, logger="mm_jax.tracking"), \
             MetricsWriter(tmp_path, tensorboard=False, active=True) as w:
         w.write(4, {"train/loss": 1.0})
     assert "dropping its torn last line" in caplog.text

@@ -1,6 +1,6 @@
 """Training of the text-to-motion decoder: ``run(exp_cfg, workdir, resume=, progress=)`` (stage: train).
 
-Inputs: an :class:`~mm_jax.trainer.config.ExperimentConfig` (model, train,
+Inputs: an :class:`~mm_jax.train.config.ExperimentConfig` (model, train,
 pipeline, mesh and text-encoder configs, the shards directory and the
 tokenizer run) and a work directory. Outputs, in the work directory::
 
@@ -27,7 +27,7 @@ the per-step key ``fold_in(key, step)`` are all restored.
 
 One writer per work directory: process 0 holds ``WORKDIR/.lock``
 (:mod:`mm_jax.runlock`) for the whole run, so a second run on it fails at
-once (``LockError`` naming the holder). A :class:`~mm_jax.trainer.interrupt.StopRequest`
+once (``LockError`` naming the holder). A :class:`~mm_jax.train.interrupt.StopRequest`
 (SIGINT/SIGTERM, set by the CLI) or a multi-host preemption notice stops the
 loop after the current step with a checkpoint of that step. The loop hands
 the checkpointer every step (orbax's preemption saves need it) and stops at
@@ -53,13 +53,13 @@ import numpy as np
 from mm_jax import configs, decoder_tokenizer, runlock, sharding
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
-from mm_jax.metrics import MetricsWriter, truncate_metrics
+from mm_jax.tracking import MetricsWriter, truncate_metrics
 from mm_jax.pipeline import Pipeline, build_pipeline, global_batch
 from mm_jax.text import weights as text_weights
-from mm_jax.trainer import setup
-from mm_jax.trainer.config import ExperimentConfig
-from mm_jax.trainer.interrupt import StopRequest
-from mm_jax.trainer.step import BATCH_KEYS, TrainState
+from mm_jax.train import setup
+from mm_jax.train.config import ExperimentConfig
+from mm_jax.train.interrupt import StopRequest
+from mm_jax.train.step import BATCH_KEYS, TrainState
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Tests of the zero-shot prompt suite (mm_jax/eval_suite.py, data/prompts/)."""
+"""Tests of the zero-shot prompt suite (mm_jax/eval/prompts.py, data/prompts/)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mm_jax.errors import DataError
-from mm_jax.eval_suite import CATEGORIES, TAGS, Prompt, load_suite, prompt_words, suite_summary
+from mm_jax.eval.prompts import CATEGORIES, TAGS, Prompt, load_suite, prompt_words, suite_summary
 from mm_jax.motion.synth import HELDOUT_COMBINATIONS, ZERO_SHOT_WORDS, generator_vocabulary
 from mm_jax.motion.synth.heldout import HELDOUT_FORMS
 
