@@ -36,7 +36,7 @@ def _content_cuts(path: pathlib.Path, cfg: ShotConfig) -> list[tuple[int, int]]:
     from scenedetect import ContentDetector, detect
 
     scenes = detect(str(path), ContentDetector(threshold=cfg.threshold, min_scene_len=1))
-    return [(s.get_frames(), e.get_frames()) for s, e in scenes]
+    return [(s.frame_num, e.frame_num) for s, e in scenes]
 
 
 def _transnet_cuts(path: pathlib.Path, cfg: ShotConfig, frames: int) -> list[tuple[int, int]]:

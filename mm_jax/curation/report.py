@@ -1,0 +1,144 @@
+"""The funnel report of a curation run: markdown, PNG and JSON (stage: curation).
+
+Input: a run's output folder (:mod:`mm_jax.curation.results`). Output:
+``funnel.json`` (counts in and out of every stage, drops per reason, hours
+of motion out, per-stage throughput), ``funnel.md`` (the same as tables)
+and ``funnel.png`` (a bar per stage). :func:`finish` first builds the data
+set from the kept clips, then the report; both runners end with it.
+
+Throughput is items per second of one process (per core: the workers run
+OpenCV single-threaded), from the per-shot timing files: stage 1 per video,
+detection and box/transition filters per shot, SMPL + motion filters per
+clip piece, features + captions per kept clip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+
+from mm_jax.curation import results
+from mm_jax.curation.config import CurationConfig, config_dict
+
+log = logging.getLogger(__name__)
+STAGES = ("shots", "detect", "boxes", "transitions", "smpl", "motion", "captions")
+
+
+def _drops(rows: list[dict], stage: str, reasons: tuple[str, ...] | None = None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        if r["stage"] == stage and (reasons is None or r["reason"] in reasons):
+            out[r["reason"]] = out.get(r["reason"], 0) + 1
+    return dict(sorted(out.items()))
+
+
+def funnel(out: pathlib.Path) -> dict:
+    """The counts of a run (module docstring)."""
+    shot_files = [results.read_json(p) for p in sorted((out / "shots").glob("*.json"))]
+    shot_rows = [s for f in shot_files for s in f["shots"]]
+    res = results.load_results(out)
+    drops = [d for r in res for d in r["dropped"]]
+    with_person = sum(not any(d["reason"] == "no person" for d in r["dropped"]) for r in res)
+    runs, pieces = sum(r["box_runs"] for r in res), sum(r["pieces"] for r in res)
+    smpl_ok = pieces - sum(_drops(drops, "smpl").values())
+    motion_ok = smpl_ok - sum(_drops(drops, "motion").values())
+    clips = [c for r in res for c in r["clips"]]
+    rows = [
+        ("shots", len(shot_rows), sum(s["kept"] for s in shot_rows),
+         {"too short": sum(not s["kept"] for s in shot_rows)}),
+        ("detect", len(res), with_person, _drops(drops, "detect", ("no person",))),
+        ("boxes", with_person, runs, _drops(drops, "boxes")),
+        ("transitions", runs, pieces, _drops(drops, "transitions")),
+        ("smpl", pieces, smpl_ok, _drops(drops, "smpl")),
+        ("motion", smpl_ok, motion_ok, _drops(drops, "motion")),
+        ("captions", motion_ok, len(clips), _drops(drops, "captions")),
+    ]
+    frames = sum(c["frames"] for c in clips)
+    return {"videos": len(shot_files), "video_hours": round(sum(f["frames"] / f["fps"] for f in shot_files) / 3600, 6),
+            "stages": [{"stage": s, "in": i, "out": o, "dropped": d} for s, i, o, d in rows],
+            "other_tracks_dropped": _drops(drops, "detect", ("short track", "not the main person")),
+            "bad_frames": _sum_dicts(r["bad_frames"] for r in res),
+            "motion_drops": [{"track": d["track"], "reason": d["reason"], "value": d["value"],
+                              "threshold": d["threshold"]} for d in drops if d["stage"] == "motion"],
+            "clips_out": len(clips), "frames_out": frames, "hours_out": round(frames / 30.0 / 3600, 6),
+            "throughput": throughput(out, len(shot_files), len(res), pieces, len(clips))}
+
+
+def _sum_dicts(dicts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items()))
+
+
+def throughput(out: pathlib.Path, videos: int, shots: int, pieces: int, clips: int) -> dict:
+    """Items per second of one process for each stage group (module docstring)."""
+    secs = _sum_dicts({k: int(round(v * 1e6)) for k, v in results.read_json(p).items()}
+                      for p in sorted((out / "timing").glob("*/*.json")))
+    items = {"shots": videos, "detect": shots, "filter": shots, "smpl+motion": pieces, "features+captions": clips}
+    unit = {"shots": "videos", "detect": "shots", "filter": "shots", "smpl+motion": "pieces",
+            "features+captions": "clips"}
+    return {k: {"items": n, "unit": unit[k], "seconds": round(secs.get(k, 0) / 1e6, 3),
+                "per_second_per_core": round(n / (secs[k] / 1e6), 3) if secs.get(k) else None}
+            for k, n in items.items()}
+
+
+def markdown(f: dict, cfg: dict, *, runner: str, workers: int) -> str:
+    """The report as markdown tables."""
+    lines = [f"# Curation funnel ({runner} runner, {workers} worker(s))", "",
+             f"{f['videos']} videos ({f['video_hours'] * 3600:.1f} s of video) -> {f['clips_out']} clips, "
+             f"{f['frames_out']} frames, {f['hours_out'] * 3600:.1f} s ({f['hours_out']:.4f} h) of motion.", "",
+             "| stage | in | out | dropped (reason: count) |", "|---|---|---|---|"]
+    for s in f["stages"]:
+        why = ", ".join(f"{k}: {v}" for k, v in s["dropped"].items() if v) or "-"
+        lines.append(f"| {s['stage']} | {s['in']} | {s['out']} | {why} |")
+    lines += ["", f"Other tracks dropped at detection: {f['other_tracks_dropped'] or 'none'}.",
+              f"Bad frames of main tracks (box filter): {f['bad_frames'] or 'none'}.", "",
+              "Motion-filter drops (value against threshold):", ""]
+    lines += [f"- {d['reason']}: {d['value']:.4g} (threshold {d['threshold']:.4g})" for d in f["motion_drops"]]
+    lines += ["", "| stage group | items | seconds | items/s per core |", "|---|---|---|---|"]
+    for k, t in f["throughput"].items():
+        lines.append(f"| {k} | {t['items']} {t['unit']} | {t['seconds']} | {t['per_second_per_core']} |")
+    lines += ["", "Config:", "", "```json", json.dumps(cfg, indent=1, sort_keys=True), "```", ""]
+    return "\n".join(lines)
+
+
+def plot(f: dict, path: pathlib.Path) -> None:
+    """A bar per stage: in (light) and out (dark), drop reasons written beside."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = f["stages"]
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=100)
+    ys = range(len(stages))[::-1]
+    ax.barh(list(ys), [s["in"] for s in stages], color="#c9d6e8", label="in")
+    ax.barh(list(ys), [s["out"] for s in stages], color="#2f5d8a", label="out")
+    for y, s in zip(ys, stages):
+        why = ", ".join(f"{k} {v}" for k, v in s["dropped"].items() if v)
+        ax.text(max(s["in"], 0.1) + 0.1, y, why, va="center", fontsize=8)
+    ax.set_yticks(list(ys), [s["stage"] for s in stages])
+    ax.set_xlabel("items (shots, then clip pieces)")
+    ax.set_title(f"{f['videos']} videos -> {f['clips_out']} clips, {f['hours_out'] * 3600:.1f} s of motion")
+    ax.set_xlim(0, max(s["in"] for s in stages) * 1.9 + 1)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def finish(out: pathlib.Path, cfg: CurationConfig, *, source: str, runner: str, workers: int,
+           overwrite: bool = False) -> dict:
+    """Builds ``out/dataset`` (when a clip survived) and writes the report; returns funnel.json's dict."""
+    f = funnel(out)
+    if f["clips_out"]:
+        f["dataset"] = results.assemble_dataset(out, source=source, overwrite=overwrite)["out"]
+    results.write_json(out / "funnel.json", f)
+    (out / "funnel.md").write_text(markdown(f, config_dict(cfg), runner=runner, workers=workers), encoding="utf-8")
+    plot(f, out / "funnel.png")
+    log.info("funnel: %d videos -> %d clips (%.1f s of motion); report in %s", f["videos"], f["clips_out"],
+             f["hours_out"] * 3600, out / "funnel.md")
+    return f
