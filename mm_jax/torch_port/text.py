@@ -41,8 +41,10 @@ class TextEncoder:
         if (root / "vocab.txt").is_file():
             from transformers import BertTokenizerFast
 
-            self.tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True,
-                                               strip_accents=None, tokenize_chinese_chars=True)
+            lines = (root / "vocab.txt").read_text(encoding="utf-8").splitlines()
+            vocab = {token: i for i, token in enumerate(lines)}  # id = line number, as the project reads it
+            self.tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True, strip_accents=None,
+                                               tokenize_chinese_chars=True)
 
     def tokenize(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """ids int64 [B, S] and mask bool [B, S] of non-empty captions."""
