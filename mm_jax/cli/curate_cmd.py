@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--runner", choices=("local", "beam"), default="local")
     p.add_argument("--beam-options", default="", metavar="'FLAGS'",
-                   help="Beam pipeline flags in one string, e.g. '--runner=DirectRunner --direct_num_workers=2'")
+                   help="Beam pipeline flags in one string, given with '=': "
+                        "--beam-options='--runner=DirectRunner --direct_num_workers=2'")
     p.add_argument("--workers", type=int, default=1, help="local runner processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/dataset")
     p.set_defaults(handler=_run)

@@ -14,7 +14,7 @@ head) seen by an orthographic camera turned 0.8 rad about the vertical, about
 120 px tall at the default scale: OpenCV's HOG people detector finds it on
 most frames (docs/curation.md gives the measured rate). Each shot has its
 own background texture, so cuts are hard cuts. Defects planted in the GVHMR
-file: ``jitter`` (noise on 10 % of frames), ``teleport`` (a 1.5 m jump
+file: ``jitter`` (0.3 rad joint-rotation noise on 10 % of frames), ``teleport`` (a 1.5 m jump
 mid-clip), ``slide`` (the body glides at 0.8 m/s with still legs), ``shake``
 (the root oscillates +-0.15 m at 3 Hz).
 """
@@ -96,8 +96,7 @@ def _plant(defect: str, rot: np.ndarray, root: np.ndarray, seed: int) -> tuple[n
         noise = rng.normal(0.0, 0.3, (int(bad.sum()), 22, 3))
         from mm_jax.motion.import_smpl import axis_angle_to_matrix
 
-        rot[bad] = axis_angle_to_matrix(noise) @ rot[bad]
-        root[bad] += rng.normal(0.0, 0.05, (int(bad.sum()), 3))
+        rot[bad] = axis_angle_to_matrix(noise) @ rot[bad]  # limbs flicker; the root path stays smooth
     elif defect == "teleport":
         root[len(root) // 2:, 0] += 1.5
     elif defect == "slide":
