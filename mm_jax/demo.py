@@ -162,16 +162,12 @@ def _stage_decoder(cfg: DemoConfig, tok_dir: pathlib.Path, out: pathlib.Path,
     from mm_jax import train
     from mm_jax.train import loop
     from mm_jax.plot import plot_run
-    from mm_jax.train.config import with_shard_text_budget
 
-    n = cfg.max_motion_tokens
+    # S, N and the codebook come from the shards (mm_jax.train.sizes); N is capped at max_motion_tokens.
     exp = train.apply_overrides(train.preset(cfg.decoder_preset), [
         f"shards_dir={out / 'shards'}", f"tokenizer_run={tok_dir}", f"train.steps={cfg.decoder_steps}",
-        f"train.seed={cfg.seed}", f"pipeline.seed={cfg.seed}",
-        f"pipeline.max_motion_tokens={n}", f"model.max_motion_tokens={n}",
+        f"train.seed={cfg.seed}", f"pipeline.seed={cfg.seed}", f"pipeline.max_motion_tokens={cfg.max_motion_tokens}",
     ])
-    exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, fsq_levels=tuple(cfg.tokenizer_fsq_levels)))
-    exp = with_shard_text_budget(exp)
     run = out / "decoder"
     with progress("decoder", unit="step") as bar:
         summary = loop.run(exp, run, resume=True, progress=bar)

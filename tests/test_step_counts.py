@@ -23,11 +23,9 @@ def _error_lines(err: str) -> list[str]:
 def fake_train(monkeypatch):
     """Records the ExperimentConfig ``mm-jax train`` would run, and trains nothing."""
     from mm_jax.train import loop
-    from mm_jax.train import config as tconfig
 
     calls = []
     monkeypatch.setattr(loop, "run", lambda exp, workdir, **kw: calls.append((exp, kw)) or {"steps": 0})
-    monkeypatch.setattr(tconfig, "with_shard_text_budget", lambda exp: exp)
     return calls
 
 

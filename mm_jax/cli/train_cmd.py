@@ -45,7 +45,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from mm_jax import train
     from mm_jax.train import loop
-    from mm_jax.train.config import with_shard_text_budget
+    from mm_jax.train.sizes import override_keys
     from mm_jax.train.interrupt import stop_on_signals
 
     require_positive(steps=args.steps, until=args.until)
@@ -56,10 +56,9 @@ def _train(args: argparse.Namespace) -> int:
     sets += [f"tokenizer_run={args.tokenizer}"] if args.tokenizer else []
     sets += [f"train.steps={args.steps}"] if args.steps is not None else []
     exp = train.apply_overrides(train.preset(args.preset), sets)
-    if not any("max_text_tokens" in o or "text.max_tokens" in o for o in args.overrides):
-        exp = with_shard_text_budget(exp)
     with stop_on_signals(multi_host=bool(args.coordinator)) as stop, progress_bar("train", unit="step") as bar:
-        summary = loop.run(exp, args.workdir, resume=args.resume, progress=bar, until=args.until, stop=stop)
+        summary = loop.run(exp, args.workdir, resume=args.resume, progress=bar, until=args.until, stop=stop,
+                           explicit=override_keys(args.overrides))
     if stop.stopped_at is not None:
         return report_stop("train", stop, args.workdir)
     if args.plot:

@@ -11,6 +11,7 @@
               "config_identity": "all-MiniLM-L6-v2/S32/D384", "max_tokens": 32},
      "splits": {"train": {"num_records", "num_shards", "num_captions", "num_unk",
                           "num_truncated", "num_frames", "num_motion_tokens",
+                          "max_codes" (the longest record's motion codes),
                           "source": {"data_dir", "ids_sha256"},
                           "shards": [{"file", "num_records", "bytes", "sha256",
                                       "num_unk", "num_truncated", ...}]},
@@ -102,6 +103,13 @@ def split_entry(manifest: Mapping[str, Any], split: str) -> dict[str, Any]:
 def codebook_size(manifest: Mapping[str, Any]) -> int:
     """prod(fsq_levels) of the tokenizer that made the shards."""
     return math.prod(manifest["tokenizer"]["identity"]["fsq_levels"])
+
+
+def max_motion_tokens(manifest: Mapping[str, Any], split: str = "train") -> int | None:
+    """The longest record of ``split`` in decoder tokens (codes + BOS + EOS); None if unrecorded or empty."""
+    entry = manifest.get("splits", {}).get(split, {})
+    codes = entry.get("max_codes")
+    return None if codes is None or int(entry.get("num_records", 0)) == 0 else int(codes) + 2
 
 
 def text_identity(*, vocab_identity: str, config_identity: str, max_tokens: int) -> dict[str, Any]:

@@ -311,7 +311,8 @@ def _write_shard(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], pat
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     writer = None
-    stats = {"num_unk": 0, "num_truncated": 0, "num_captions": 0, "num_frames": 0, "num_motion_tokens": 0}
+    stats = {"num_unk": 0, "num_truncated": 0, "num_captions": 0, "num_frames": 0, "num_motion_tokens": 0,
+             "max_codes": 0}
     sizes = [0, 0]  # records encoded, their bytes
     try:
         writer = ArrayRecordWriter(str(tmp), WRITER_OPTIONS)
@@ -324,6 +325,7 @@ def _write_shard(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], pat
                 stats["num_captions"] += rec.num_captions
                 stats["num_frames"] += rec.num_frames
                 stats["num_motion_tokens"] += int(rec.motion_codes.size)
+                stats["max_codes"] = max(stats["max_codes"], int(rec.motion_codes.size))
             stats["num_unk"] += unk
             stats["num_truncated"] += trunc
             progress(start + len(records))
@@ -345,6 +347,8 @@ def _write_shard(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], pat
 def _split_summary(entries: list[dict[str, Any]], ids: Sequence[str], data_dir: str | None) -> dict[str, Any]:
     keys = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
     out = {k: int(sum(e[k] for e in entries)) for k in keys}
+    if all("max_codes" in e for e in entries):  # shards reused from older writes lack it
+        out["max_codes"] = max((int(e["max_codes"]) for e in entries), default=0)
     ids_sha = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     out.update(num_shards=len(entries), shards=entries, source={"data_dir": data_dir, "ids_sha256": ids_sha})
     return out

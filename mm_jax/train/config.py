@@ -196,21 +196,3 @@ def apply_overrides(cfg: ExperimentConfig, overrides: Sequence[str]) -> Experime
     changes = {name: configs.apply_overrides(getattr(cfg, name), items) for name, items in sections.items()}
     out = dataclasses.replace(cfg, **changes)
     return configs.apply_overrides(out, top) if top else out
-
-
-def with_shard_text_budget(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Sets the caption budget S (pipeline, model, text encoder) to the shards' own.
-
-    Shards record the budget their captions were tokenized with; a run whose
-    config says less would be refused at start-up, so the CLI adopts the
-    shards' value unless the user set one explicitly.
-    """
-    from mm_jax.shards import read_manifest
-
-    s = int(read_manifest(cfg.shards_dir)["text"]["max_tokens"])
-    return dataclasses.replace(
-        cfg,
-        pipeline=dataclasses.replace(cfg.pipeline, max_text_tokens=s),
-        model=dataclasses.replace(cfg.model, max_text_tokens=s),
-        text=dataclasses.replace(cfg.text, max_tokens=s),
-    )

@@ -45,7 +45,7 @@ import logging
 import math
 import pathlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import jax
 import numpy as np
@@ -53,10 +53,11 @@ import numpy as np
 from mm_jax import configs, decoder_tokenizer, runlock, sharding
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
-from mm_jax.tracking import MetricsWriter, truncate_metrics
 from mm_jax.pipeline import Pipeline, build_pipeline, global_batch
+from mm_jax.shards.manifest import read_manifest
 from mm_jax.text import weights as text_weights
-from mm_jax.train import setup
+from mm_jax.tracking import MetricsWriter, truncate_metrics
+from mm_jax.train import setup, sizes
 from mm_jax.train.config import ExperimentConfig
 from mm_jax.train.interrupt import StopRequest
 from mm_jax.train.step import BATCH_KEYS, TrainState
@@ -68,7 +69,8 @@ Progress = Callable[[int, int], None]
 
 def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = False,
         progress: Progress | None = None, writer: MetricsWriter | None = None,
-        until: int | None = None, stop: StopRequest | None = None) -> dict[str, Any]:
+        until: int | None = None, stop: StopRequest | None = None,
+        explicit: Collection[str] = ()) -> dict[str, Any]:
     """Trains the decoder to ``exp.train.steps`` (or ``until``); returns a summary dict.
 
     Args:
@@ -86,6 +88,10 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
         segment and a later ``resume=True`` call continues exactly.
       stop: a request (SIGINT/SIGTERM) to stop after the current step; the
         loop saves that step and sets ``stop.stopped_at``.
+      explicit: the dotted config keys the user set (``sizes.override_keys``).
+        S, N, the codebook and the text width are taken from their owners
+        (:func:`mm_jax.train.sizes.bind_to_data`); an explicit key that
+        contradicts its owner is a ConfigError.
 
     Returns:
       ``{"workdir", "start_step", "final_step", "train/loss", "train/accuracy",
@@ -106,6 +112,7 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
                           "(`mm-jax data shards` output), e.g. --set shards_dir=runs/shards")
     workdir = pathlib.Path(workdir).absolute()
     with runlock.lock_dir(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+        exp = sizes.bind_to_data(exp, read_manifest(exp.shards_dir), explicit)
         return _run(exp, workdir, resume=resume, progress=progress, writer=writer, until=until,
                     stop=stop if stop is not None else StopRequest())
 
