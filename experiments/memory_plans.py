@@ -3,8 +3,9 @@
 Run: ``.venv/bin/python experiments/memory_plans.py`` (several minutes on 2 CPU cores: each plan
 compiles the full train step on abstract shapes over as many fake CPU devices as its mesh).
 
-For each (model, mesh, global batch) it calls :func:`mm_jax.planning.run_plan`
-(AdamW, the model's own dtype/remat/scan settings, sequence = block size 301)
+For each (model, mesh, global batch) it plans the step ``mm-jax train`` compiles with
+:func:`mm_jax.train.plan.run_plan` (the reference experiment's optimizer and text encoder, the
+model's own dtype/remat/scan settings, sequence = block size 301)
 and writes per-device GiB of parameters, optimizer state, temporaries and the
 total, plus whether it fits 16 GiB (v5e), 32 GiB (v4), 80 GiB (H100) and
 95 GiB (v5p) with 10% headroom, to experiments/results/memory_plans.{json,md}.
@@ -16,8 +17,7 @@ import argparse
 import json
 import pathlib
 
-from mm_jax.model.plan import fits
-from mm_jax.planning import run_plan
+from mm_jax.train.plan import fits, preset_experiment, run_plan
 
 GRID = (
     ("1b", {"data": 1, "fsdp": 8, "tensor": 1}, 128),
@@ -38,7 +38,7 @@ def main() -> None:
     args = p.parse_args()
     rows = []
     for model, mesh, batch in GRID:
-        plan = run_plan(model, mesh, batch)
+        plan = run_plan(preset_experiment(model, mesh, batch))
         keys = ("params_bytes", "opt_state_bytes", "temp_bytes", "total_bytes", "num_params", "compile_s")
         row = {"model": model, "mesh": "x".join(str(mesh[k]) for k in ("data", "fsdp", "tensor")),
                "batch": batch, **{k: plan[k] for k in keys}, "fits": {d: fits(plan, d) for d in DEVICES}}

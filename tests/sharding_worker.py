@@ -26,7 +26,7 @@ from flax import linen as nn  # noqa: E402
 
 from mm_jax import sharding  # noqa: E402
 from mm_jax.configs import to_dict  # noqa: E402
-from mm_jax.model import ModelConfig, abstract_params, forward_loss, init_params, preset  # noqa: E402
+from mm_jax.model import ModelConfig, abstract_params, forward_loss, init_params  # noqa: E402
 
 # Prime/odd sizes where nothing is sharded (C=13, E=10, S=7, N=11); sharded dims divide 8.
 CFG = ModelConfig(num_layers=2, num_heads=4, num_kv_heads=2, width=40, text_dim=13,
@@ -81,10 +81,9 @@ def run_mesh(shape: tuple[int, int, int], params, batch, ref) -> dict:
 
 
 def run_plan(name: str) -> dict:
-    from mm_jax.model.plan import fits, plan_memory
+    from mm_jax.train.plan import fits, plan_memory, preset_experiment
 
-    cfg = preset(name)
-    out = plan_memory(cfg, sharding.MeshConfig(data=2, fsdp=4, tensor=1), batch=8, seq=48)
+    out = plan_memory(preset_experiment(name, {"data": 2, "fsdp": 4, "tensor": 1}, batch=8, seq=48))
     out["fits_h100"] = fits(out, "h100")
     out["fits_1kib"] = fits(out, 1 / 1024 ** 2)
     return out

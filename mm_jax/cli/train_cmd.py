@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, required=True, help="global batch size")
     p.add_argument("--seq", type=int, default=None, help="decoder length (default: block size)")
     p.add_argument("--device", default=None, help="v5e, v4, v5p, h100 or a size in GiB")
+    p.add_argument("--preset", default="reference",
+                   help="experiment preset whose optimizer, accumulation and text encoder the step uses")
     p.set_defaults(handler=_plan)
 
 
@@ -103,9 +105,19 @@ def parse_mesh(text: str) -> dict[str, int]:
     return {n: mesh.get(n, 1) for n in names}
 
 
-def _plan(args: argparse.Namespace) -> int:
-    from mm_jax.planning import run_plan
+def _device(text: str | None) -> str | float | None:
+    """A device name (v5e, ...) or its memory in GiB."""
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return text
 
-    result = run_plan(args.model, parse_mesh(args.mesh), args.batch, args.seq, args.device)
+
+def _plan(args: argparse.Namespace) -> int:
+    from mm_jax.train.plan import preset_experiment, run_plan
+
+    exp = preset_experiment(args.model, parse_mesh(args.mesh), args.batch, args.seq, train_preset=args.preset)
+    result = run_plan(exp, _device(args.device))
+    result["model_preset"] = args.model
     print(json.dumps(result, indent=2, default=str))
     return 0

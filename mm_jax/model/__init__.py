@@ -1,7 +1,6 @@
-"""The text-to-motion decoder: config and presets, the LLaMA network, its loss, the memory planner.
+"""The text-to-motion decoder: config and presets, the LLaMA network (with its KV cache), its loss.
 
-``plan`` (the memory planner) is not imported here: it needs mm_jax.sharding
-and optax; import it as ``mm_jax.model.plan``.
+The memory plan of its train step is :mod:`mm_jax.train.plan`.
 """
 
 from mm_jax.model.config import PRESETS, ModelConfig, preset
