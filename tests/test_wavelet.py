@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import pywt
 
-from mm_jax import wavelet
+from mm_jax import wavelet, wavelet_cdf53
 from mm_jax.errors import ConfigError, ShapeError
 
 B, C = 3, 7  # prime-ish sizes so a swapped axis cannot pass
@@ -241,3 +241,61 @@ def test_idwt_length_and_width_checks():
         jax.eval_shape(lambda c: wavelet.haar_waverec(c, 99), bands)
     with pytest.raises(ConfigError, match=r"channels"):
         wavelet.packed_channels(0, 1)
+
+
+# ----------------------------------------------------------------------------- CDF 5/3 (lifting)
+
+_cdf_dwt = jax.jit(wavelet_cdf53.dwt, static_argnums=1)
+_cdf_idwt = jax.jit(wavelet_cdf53.idwt, static_argnums=(1, 2))
+
+
+@pytest.mark.parametrize("t", [16, 22, 96])
+def test_cdf53_one_level_matches_pywt_bior22_reflect(t):
+    x = _x(t, seed=t)
+    ca, cd = wavelet_cdf53.analysis(jnp.asarray(x))
+    ref_a, ref_d = pywt.dwt(x.astype(np.float64), "bior2.2", mode="reflect", axis=1)
+    n = t // 2  # pywt returns n + 2 entries per band; entries 1..n are the lifting's
+    np.testing.assert_allclose(np.asarray(ca), ref_a[:, 1:n + 1], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(cd), ref_d[:, 1:n + 1], atol=1e-5)
+
+
+def test_cdf53_hand_computed_impulse_and_ramp():
+    # Impulse at frame 2: s = [-1/8, 3/4, -1/8, 0] (the 5-tap low-pass, mirrored at frame 0), d = [-1/2, -1/2, 0, 0].
+    x = np.zeros((1, 8, 1), np.float32)
+    x[0, 2, 0] = 1.0
+    ca, cd = wavelet_cdf53.analysis(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(ca)[0, :, 0], math.sqrt(2) * np.array([-0.25, 0.75, -0.125, 0.0]),
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(cd)[0, :, 0], -np.array([-0.5, -0.5, 0, 0]) / math.sqrt(2), atol=1e-6)
+    # A ramp 1..8: the prediction is exact inside (d = 0); the mirrored end leaves d = 1 on the last pair.
+    ramp = np.arange(1, 9, dtype=np.float32)[None, :, None]
+    ca, cd = wavelet_cdf53.analysis(jnp.asarray(ramp))
+    np.testing.assert_allclose(np.asarray(cd)[0, :, 0], [0, 0, 0, -1 / math.sqrt(2)], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ca)[0, :, 0], math.sqrt(2) * np.array([1, 3, 5, 7.25]), atol=1e-5)
+
+
+def test_cdf53_synthesis_of_one_approximation_coefficient_is_linear_interpolation():
+    ca = np.zeros((1, 4, 1), np.float32)
+    ca[0, 1, 0] = math.sqrt(2)
+    x = wavelet_cdf53.synthesis(jnp.asarray(ca), jnp.zeros_like(jnp.asarray(ca)))
+    np.testing.assert_allclose(np.asarray(x)[0, :, 0], [0, 0.5, 1, 0.5, 0, 0, 0, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("t,levels", [(96, 1), (96, 3), (97, 2), (13, 2)])
+def test_cdf53_packed_inverse_is_exact(t, levels):
+    x = _x(t, seed=1)
+    packed = _cdf_dwt(jnp.asarray(x), levels)
+    assert packed.shape == (B, wavelet.packed_length(t, levels), C << levels)
+    np.testing.assert_allclose(np.asarray(_cdf_idwt(packed, levels, t)), x, atol=1e-5)
+    # Bijective: arbitrary coefficients survive synthesis then analysis.
+    coeffs = np.random.default_rng(2).standard_normal(packed.shape).astype(np.float32)
+    length = packed.shape[1] << levels
+    back = _cdf_dwt(_cdf_idwt(jnp.asarray(coeffs), levels, length), levels)
+    np.testing.assert_allclose(np.asarray(back), coeffs, atol=1e-4)
+
+
+def test_cdf53_errors():
+    with pytest.raises(ShapeError, match="even T"):
+        wavelet_cdf53.analysis(jnp.zeros((1, 5, 2)))
+    with pytest.raises(ShapeError, match="does not match"):
+        wavelet_cdf53.idwt(jnp.zeros((1, 4, 4)), 1, 20)

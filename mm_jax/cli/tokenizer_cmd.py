@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 from mm_jax.cli.common import add_overrides, progress_bar, require_positive
 
@@ -16,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = tsub.add_parser("train", help="train a tokenizer on a dataset")
     p.add_argument("--data", required=True, help="dataset directory")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--preset", default="small", help="tiny | small | base")
+    p.add_argument("--preset", default="small", help="tiny | small | base | reference")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     _add_config_flags(p)
@@ -117,7 +118,7 @@ def _ablate(args: argparse.Namespace) -> int:
     if not levels or min(levels) < 0:
         raise ConfigError(f"--levels {args.levels!r}: wavelet levels must be >= 0")
     rows = run_ablation(mcfg, tcfg, args.data, args.out, levels=levels, hold=args.hold, runs_dir=args.runs,
-                        progress_factory=progress_bar)
+                        progress_factory=progress_bar, command="mm-jax " + " ".join(sys.argv[1:]))
     for r in rows:
         keys = ("wavelet_levels", "mpjpe_mm", "accel_error_mm", "jitter", "utilisation", "perplexity")
         print(json.dumps({k: r[k] for k in keys}))

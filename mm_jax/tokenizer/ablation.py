@@ -20,7 +20,8 @@ from typing import Any, Callable
 from mm_jax.errors import ConfigError
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
 
-COLUMNS = ("wavelet_levels", "down_t", "mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "jitter", "jitter_gt",
+COLUMNS = ("wavelet_levels", "down_t", "mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "accel_mm", "accel_gt_mm",
+           "jitter", "jitter_gt", "vel_error_within_mm", "vel_error_across_mm", "foot_skating", "foot_skating_gt",
            "utilisation", "perplexity")
 
 
@@ -59,11 +60,14 @@ def run_ablation(
     hold: str = "compression",
     runs_dir: str | pathlib.Path | None = None,
     progress_factory: Callable[..., Any] | None = None,
+    command: str = "",
 ) -> list[dict[str, Any]]:
     """Trains and evaluates each variant; returns the table rows.
 
     Results go to ``tokenizer_ablation.*`` (``hold="compression"``) or
-    ``tokenizer_ablation_hold_encoder.*``.
+    ``tokenizer_ablation_hold_encoder.*``; ``command`` (the command line) is
+    recorded in the .md. A variant whose run directory already holds a
+    finished run of the same config is only evaluated (the config is checked).
     """
     from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
     from mm_jax.tokenizer.train import train
@@ -86,18 +90,30 @@ def run_ablation(
         rows.append({"wavelet_levels": cfg.wavelet_levels, "down_t": cfg.down_t, **m, "split": split,
                      "steps": tcfg.steps,
                      "frames_per_token": cfg.frames_per_token, "window": cfg.window, "run": str(run)})
-    write_results(rows, base, tcfg, out_dir, stem=stem, hold=hold)
+    write_results(rows, base, tcfg, out_dir, stem=stem, hold=hold, command=command)
     return rows
 
 
-def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig, hold: str) -> str:
+def _design(base: TokenizerConfig) -> str:
+    return (f"{base.wavelet_family} wavelet (gain {base.wavelet_gain:g}), "
+            + ("each level keeps the residual stack of the down block it replaces (equal depth)"
+               if base.wavelet_res_stacks else "a level replaces a down block and its residual stack")
+            + (f", refinement head of width {base.refine_width}" if base.refine_width else ""))
+
+
+def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig, hold: str,
+              command: str = "") -> str:
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     body = ""
     for r in rows:
         cells = [f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS]
         body += "| " + " | ".join(cells) + " |\n"
+    weights = ("w_recon", "w_vel", "w_accel", "w_pos_velocity", "w_pos_accel", "w_joint_accel", "w_foot_contact")
+    losses = ", ".join(f"{k} {getattr(tcfg, k):g}" for k in weights if getattr(tcfg, k))
     return (
         "# Tokenizer wavelet ablation\n\n"
+        + (f"`{command}`\n\n" if command else "")
+        + f"Design: {_design(base)}; loss ({tcfg.loss_type}): {losses}.\n\n"
         f"Same data, seed {tcfg.seed}, {tcfg.steps} steps, batch {tcfg.batch_size}, width {base.width}, "
         f"window {rows[0].get('window', base.window)}; "
         + (f"total compression x{base.frames_per_token} held fixed (a wavelet level replaces a stride-2 block)."
@@ -106,13 +122,18 @@ def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: Tokenizer
         + f" Metrics on the {rows[0].get('split', 'test')} split: MPJPE and "
         "acceleration error of joints recovered from features (mm, mm/frame^2), jitter = mean jerk "
         "(m/s^3) of reconstructions (jitter_gt: of the ground truth), FSQ utilisation and perplexity. "
-        "mpjpe_local_mm subtracts the root per frame (pose error without the integrated root drift).\n\n"
+        "mpjpe_local_mm subtracts the pelvis per frame (the reference's pelvis-relative MPJPE). "
+        "accel_mm / accel_gt_mm: the reference's pair (mean acceleration magnitude of reconstruction and "
+        "ground truth, mm/frame²); vel_error within / across: frame-to-frame velocity error (mm/frame) "
+        "inside a wavelet pair and across pairs; foot_skating: share of frame transitions with a planted "
+        "foot sliding (eval.quality.foot_skating_ratio).\n\n"
         + head + body
     )
 
 
 def write_results(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig,
-                  out_dir: pathlib.Path, *, stem: str = "tokenizer_ablation", hold: str = "compression") -> None:
+                  out_dir: pathlib.Path, *, stem: str = "tokenizer_ablation", hold: str = "compression",
+                  command: str = "") -> None:
     """STEM.json / .md / .png."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -121,17 +142,18 @@ def write_results(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: Token
     del matplotlib
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out_dir / f"{stem}.md").write_text(_markdown(rows, base, tcfg, hold))
+    (out_dir / f"{stem}.md").write_text(_markdown(rows, base, tcfg, hold, command))
     fig = Figure(figsize=(12, 3.2))
     FigureCanvasAgg(fig)
     lv = [r["wavelet_levels"] for r in rows]
-    panels = [("mpjpe_mm", "MPJPE (mm)"), ("accel_error_mm", "accel. error (mm/frame²)"),
-              ("jitter", "jitter (m/s³)"), ("utilisation", "code utilisation")]
+    panels = [("mpjpe_local_mm", "pelvis-rel. MPJPE (mm)"), ("accel_error_mm", "accel. error (mm/frame²)"),
+              ("jitter", "jitter (m/s³)"), ("foot_skating", "foot skating ratio")]
     for i, (key, label) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         ax.bar([str(v) for v in lv], [r[key] for r in rows], color=["#888", "#3a7", "#37a"][: len(rows)])
-        if key == "jitter":
-            ax.axhline(rows[0]["jitter_gt"], color="k", ls="--", lw=1, label="ground truth")
+        gt_key = {"jitter": "jitter_gt", "foot_skating": "foot_skating_gt"}.get(key)
+        if gt_key:
+            ax.axhline(rows[0][gt_key], color="k", ls="--", lw=1, label="ground truth")
             ax.legend(fontsize=8)
         ax.set_xlabel("wavelet levels")
         ax.set_title(label, fontsize=10)

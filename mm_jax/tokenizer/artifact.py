@@ -212,8 +212,10 @@ def evaluate(
     with the data it trains on, whose normaliser it saves.
 
     Returns:
-      mpjpe_mm, mpjpe_local_mm, accel_error_mm, jitter (reconstructions), jitter_gt,
-      utilisation and perplexity of the codes, num_sequences.
+      the metrics of :func:`mm_jax.tokenizer.quality.batch_metrics` (MPJPE,
+      pelvis-relative MPJPE, acceleration error and magnitudes, jitter, velocity
+      error within/across pairs, foot slide and skating), utilisation and
+      perplexity of the codes, num_sequences.
 
     Raises:
       DataError, ShapeError: a sequence of the split that
@@ -227,7 +229,7 @@ def evaluate(
     for o, n, seq_id in zip(offsets, lengths, ids):
         validate_features(data.features[o : o + n], name=f"{data.source}: sequence {seq_id!r}", width=cfg.feature_dim)
     pad_to = padded_length(int(max(v.max() for v in data.lengths.values() if len(v))), cfg)
-    sums = dict.fromkeys(("mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "jitter", "jitter_gt"), 0.0)
+    sums: dict[str, float] = {}
     all_ids = []
     for i in range(0, len(offsets), EVAL_CHUNK):
         o, n = offsets[i : i + EVAL_CHUNK], lengths[i : i + EVAL_CHUNK]
@@ -236,12 +238,8 @@ def evaluate(
         x_hat, ids = reconstruct_batch(params, x, cfg)
         pred = mfeat.joints_from_features_batch(data.normalizer.denormalize(x_hat))
         gt = mfeat.joints_from_features_batch(data.normalizer.denormalize(jnp.asarray(x)))
-        w = len(o)
-        sums["mpjpe_mm"] += w * float(quality.mpjpe_mm(pred, gt, mask))
-        sums["mpjpe_local_mm"] += w * float(quality.mpjpe_local_mm(pred, gt, mask))
-        sums["accel_error_mm"] += w * float(quality.accel_error_mm(pred, gt, mask))
-        sums["jitter"] += w * float(quality.jitter(pred, mask))
-        sums["jitter_gt"] += w * float(quality.jitter(gt, mask))
+        for k, v in quality.batch_metrics(pred, gt, jnp.asarray(mask)).items():
+            sums[k] = sums.get(k, 0.0) + len(o) * v
         ids = np.asarray(ids)
         for row, length in zip(ids, n):
             all_ids.append(row[: -(-int(length) // cfg.frames_per_token)])

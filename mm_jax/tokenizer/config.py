@@ -5,6 +5,12 @@ halves the time axis (the Haar sub-bands become channels) and each encoder
 down block halves it again. The wavelet ablation holds
 ``wavelet_levels + down_t`` fixed so every variant emits the same number of
 tokens per second and only the placement of the compression changes.
+With ``wavelet_res_stacks`` a level that replaces a down block keeps that
+block's residual stack (equal token rate *and* equal depth).
+
+Presets: ``reference`` is the paper's tokenizer (MotionMillion-Codes, read in
+``../shared/RECIPE.md``); the CPU presets (``tiny``, ``small``) are shrunk
+copies whose docstrings below say how each differs from it.
 """
 
 from __future__ import annotations
@@ -25,9 +31,26 @@ class TokenizerConfig:
       depth: dilated residual blocks per stack.
       dilation_growth: dilation multiplier between consecutive blocks.
       down_t: stride-2 down blocks in the encoder (x2 each).
-      wavelet_levels: Haar levels before the encoder (0 = off).
+      wavelet_levels: wavelet levels before the encoder (0 = off).
       fsq_levels: FSQ levels per latent dimension.
       window: training crop length in frames; a multiple of the compression.
+      wavelet_family: ``haar`` (non-overlapping pairs, :mod:`mm_jax.wavelet`)
+        or ``cdf53`` (the overlapping CDF 5/3 lifting wavelet,
+        :mod:`mm_jax.wavelet_cdf53`); both exactly invertible.
+      wavelet_gain: coefficients are multiplied by this after analysis and
+        divided by it before synthesis; 1.0 is orthonormal Haar, 0.5 the
+        reference patcher's scaling (analysis x1/2, synthesis x2).
+      wavelet_res_stacks: each wavelet level gets a residual stack at the
+        coefficient rate (encoder after the input conv, decoder before the
+        output convs), the one its replaced down block had: equal depth.
+      refine_width: channels of a full-rate refinement head after the inverse
+        transform (conv k3 -> 2 residual blocks -> conv k3 with zero-initialised
+        kernel and bias, added to the synthesis output); 0 = none.
+      latent_kernel: kernel of the convs into and out of the FSQ latent (3 here;
+        1 is the reference's Linear 512 -> 6 and 6 -> 512).
+      encoder_dilations_descending: the encoder stacks use dilations
+        9, 3, 1 (the reference, both stacks) instead of 1, 3, 9; the decoder
+        always uses 9, 3, 1.
     """
 
     feature_dim: int = 272
@@ -38,6 +61,12 @@ class TokenizerConfig:
     wavelet_levels: int = 1
     fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
     window: int = 96
+    wavelet_family: str = "haar"
+    wavelet_gain: float = 1.0
+    wavelet_res_stacks: bool = False
+    refine_width: int = 0
+    latent_kernel: int = 3
+    encoder_dilations_descending: bool = False
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "width", "depth", "dilation_growth", "window"):
@@ -53,6 +82,13 @@ class TokenizerConfig:
                 f"2**(wavelet_levels+down_t)={self.frames_per_token}"
             )
         FSQ(levels=tuple(self.fsq_levels))  # validates the levels
+        if self.wavelet_family not in WAVELET_FAMILIES:
+            raise ConfigError(f"wavelet_family={self.wavelet_family!r} is not one of {WAVELET_FAMILIES}")
+        if not self.wavelet_gain > 0:
+            raise ConfigError(f"wavelet_gain={self.wavelet_gain!r} must be > 0")
+        if self.refine_width < 0 or self.latent_kernel < 1:
+            raise ConfigError(f"refine_width={self.refine_width} must be >= 0 and latent_kernel="
+                              f"{self.latent_kernel} >= 1")
 
     @property
     def frames_per_token(self) -> int:
@@ -76,21 +112,35 @@ class TokenizerConfig:
         }
 
 
+WAVELET_FAMILIES = ("haar", "cdf53")
+
+
 # smooth_l1 is the reference's loss. On the embedded data it stalls near the
 # mean prediction for the first thousands of steps (heavy-tailed velocity
 # channels get clipped gradients); overfitting one batch for 300 steps gave a
 # normalised MSE of 0.45 with smooth_l1, 0.78 with l1 and 0.19 with mse
 # (mean prediction: 0.77), so the CPU presets train with mse.
 LOSS_TYPES = ("smooth_l1", "mse", "l1")
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TokenizerTrainConfig:
     """Optimisation of the tokenizer (AdamW, warm-up + cosine).
 
-    ``loss_type`` applies to the reconstruction, to the velocity term (the
-    velocity channels of the frame, as the reference) and to the acceleration
-    term (their time difference; off by default, see train.loss_fn).
+    ``loss_type`` applies to every term (see :func:`mm_jax.tokenizer.train.loss_fn`):
+    ``w_recon`` all channels; ``w_vel`` the velocity channels of the frame;
+    ``w_local_pos`` the local-position channels [8:74] (the reference's
+    0.5 x "vel" term); ``w_accel`` the time difference of the velocity
+    channels; ``w_pos_velocity`` / ``w_pos_accel`` the first / second time
+    difference of the local-position channels; ``w_foot_contact`` the
+    horizontal speed (m/frame, squared) of the reconstruction's foot joints
+    where the input's feet are planted (:mod:`mm_jax.motion.contact`);
+    ``w_joint_accel`` the squared acceleration error (cm/frame^2) of the global
+    joints recovered from the features (root integrated), the quantity that
+    ``accel_error_mm`` and jitter measure.
+    ``grad_clip`` None: no clipping (the reference). ``lr_schedule``:
+    ``cosine`` decays to 5% after warm-up, ``constant`` holds ``lr`` (the reference).
     """
 
     steps: int = 2000
@@ -98,11 +148,19 @@ class TokenizerTrainConfig:
     lr: float = 5e-5
     warmup_steps: int = 100
     weight_decay: float = 1e-4
-    grad_clip: float = 1.0
+    grad_clip: float | None = 1.0
     loss_type: str = "smooth_l1"
     w_recon: float = 1.0
     w_vel: float = 0.5
     w_accel: float = 0.0
+    w_local_pos: float = 0.0
+    w_pos_velocity: float = 0.0
+    w_pos_accel: float = 0.0
+    w_foot_contact: float = 0.0
+    w_joint_accel: float = 0.0
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    lr_schedule: str = "cosine"
     log_every: int = 25
     val_every: int = 250
     val_batches: int = 4
@@ -123,29 +181,57 @@ class TokenizerTrainConfig:
                 raise ConfigError(f"TokenizerTrainConfig.{name}={value!r} must be an int >= 0")
         if not self.lr > 0:  # NaN fails too
             raise ConfigError(f"TokenizerTrainConfig.lr={self.lr!r} must be > 0")
-        for name in ("weight_decay", "w_recon", "w_vel", "w_accel"):
+        for name in ("weight_decay", "w_recon", "w_vel", "w_accel", "w_local_pos", "w_pos_velocity",
+                     "w_pos_accel", "w_foot_contact", "w_joint_accel"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"TokenizerTrainConfig.{name}={getattr(self, name)!r} must be >= 0")
-        if not self.grad_clip > 0:  # clip_by_global_norm(0) would zero every update
-            raise ConfigError(f"TokenizerTrainConfig.grad_clip={self.grad_clip!r} must be > 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:  # clip(0) would zero every update
+            raise ConfigError(f"TokenizerTrainConfig.grad_clip={self.grad_clip!r} must be > 0 or None")
+        for name in ("adam_b1", "adam_b2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"TokenizerTrainConfig.{name}={getattr(self, name)!r} must be in [0, 1)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
         if self.loss_type not in LOSS_TYPES:
             raise ConfigError(f"loss_type={self.loss_type!r} is not one of {LOSS_TYPES}")
 
 
+REFERENCE = (
+    TokenizerConfig(width=512, depth=3, dilation_growth=3, down_t=1, wavelet_levels=0, window=96,
+                    fsq_levels=(8, 8, 8, 5, 5, 5), latent_kernel=1, encoder_dilations_descending=True),
+    TokenizerTrainConfig(steps=6_000_000, batch_size=256, lr=5e-5, warmup_steps=48_000, weight_decay=0.0,
+                         grad_clip=None, loss_type="smooth_l1", w_recon=1.0, w_vel=0.0, w_local_pos=0.5,
+                         adam_b1=0.9, adam_b2=0.99, lr_schedule="constant"),
+)
+"""The paper's tokenizer as released (MotionMillion-Codes; ../shared/RECIPE.md): width 512, one
+stride-2 down block (x2, 15 tokens/s), window 96, residual stacks of depth 3 with dilations 9, 3, 1
+in encoder and decoder, pre-LayerNorm blocks, a linear 512 -> 6 projection into FSQ [8,8,8,5,5,5]
+and 6 -> 512 out, SmoothL1 on all 272 channels + 0.5 x SmoothL1 on the local positions [8:74],
+AdamW betas (0.9, 0.99), weight decay 0, no clipping, lr 5e-5 constant after 48k warm-up steps,
+6M iterations at batch 256, and no wavelet (every released script passes patch size 1).
+Left as is here: our encoder normalises (LayerNorm + ReLU) before the latent projection."""
+
 PRESETS: dict[str, tuple[TokenizerConfig, TokenizerTrainConfig]] = {
-    # Seconds on a laptop CPU; for tests and the smoke demo.
+    "reference": REFERENCE,
+    # Seconds on a laptop CPU; for tests and the smoke demo. Differs from `reference`: width 32,
+    # depth 2, window 32, x4 (one Haar level + one down block), FSQ [8,5,5,5], k3 latent convs,
+    # dilations 1,3 in the encoder, MSE loss with 0.5 x the velocity channels, lr 2e-3 cosine,
+    # clipping 1.0, weight decay 1e-4, betas (0.9, 0.999), 60 steps at batch 16.
     "tiny": (
         TokenizerConfig(width=32, depth=2, window=32, fsq_levels=(8, 5, 5, 5)),
         TokenizerTrainConfig(steps=60, batch_size=16, lr=2e-3, warmup_steps=10, val_every=30, ckpt_every=30,
                              loss_type="mse"),
     ),
-    # Minutes on 2 CPU cores; the demo and the wavelet ablation.
+    # Minutes on 2 CPU cores; the demo and the wavelet ablation. Differs from `reference`: width 96,
+    # window 64, x4 compression (7.5 tokens/s: one Haar level + one down block), k3 latent convs,
+    # dilations 1,3,9 in the encoder, MSE loss with 0.5 x the velocity channels, lr 1e-3 cosine,
+    # clipping 1.0, weight decay 1e-4, betas (0.9, 0.999), 1,500 steps at batch 32.
     "small": (
         TokenizerConfig(width=96, depth=3, window=64),
         TokenizerTrainConfig(steps=1500, batch_size=32, lr=1e-3, warmup_steps=100, val_every=250,
                              loss_type="mse"),
     ),
-    # The reference architecture (width 512, x2 down, window 96).
+    # The reference's width and rate with this codebase's other defaults (one Haar level on top).
     "base": (
         TokenizerConfig(width=512, depth=3, window=96),
         TokenizerTrainConfig(steps=100_000, batch_size=256, lr=5e-5, warmup_steps=1000),

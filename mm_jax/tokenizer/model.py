@@ -1,10 +1,16 @@
 """The wavelet FSQ autoencoder (stage: tokenizer).
 
-``x [B, T, F]`` (normalised features) -> Haar DWT along time
-``[B, T/2^L, F*2^L]`` -> 1D-conv encoder with ``down_t`` stride-2 blocks ->
-``z [B, N, d]`` -> FSQ -> codes ``[B, N]`` -> decoder (nearest upsampling) ->
-``[B, T/2^L, F*2^L]`` -> inverse DWT -> ``x_hat [B, T, F]``, with
-``N = T / 2^(L + down_t)``. Everything is a pure function of ``params``.
+``x [B, T, F]`` (normalised features) -> wavelet DWT along time (Haar or
+CDF 5/3, times ``wavelet_gain`` per level) ``[B, T/2^L, F*2^L]`` -> 1D-conv
+encoder (with ``wavelet_res_stacks``, one residual stack per wavelet level at
+the coefficient rate) with ``down_t`` stride-2 blocks -> ``z [B, N, d]`` ->
+FSQ -> codes ``[B, N]`` -> decoder (nearest upsampling, then the wavelet
+levels' stacks) -> ``[B, T/2^L, F*2^L]`` -> inverse DWT -> optional
+full-rate refinement head (zero-initialised, so it starts as the identity)
+-> ``x_hat [B, T, F]``, with ``N = T / 2^(L + down_t)``. Everything is a
+pure function of ``params``. Modules added by the options have explicit
+names (``wavelet_stack_i``, ``refine``), so the parameter tree of a config
+without them is unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mm_jax import wavelet
+from mm_jax import wavelet, wavelet_cdf53
 from mm_jax.errors import ShapeError
 from mm_jax.tokenizer.config import TokenizerConfig
 
@@ -47,20 +53,27 @@ class ResStack(nn.Module):
         return x_btc
 
 
+def _wavelet_stacks(cfg: TokenizerConfig) -> int:
+    return cfg.wavelet_levels if cfg.wavelet_res_stacks else 0
+
+
 class Encoder(nn.Module):
     cfg: TokenizerConfig
 
     @nn.compact
     def __call__(self, x_btc: jax.Array) -> jax.Array:
         c = self.cfg
+        rev = c.encoder_dilations_descending
         h = nn.relu(nn.Conv(c.width, (3,), padding="SAME")(x_btc))
+        for i in range(_wavelet_stacks(c)):
+            h = ResStack(c.width, c.depth, c.dilation_growth, reverse=rev, name=f"wavelet_stack_{i}")(h)
         for _ in range(c.down_t):
             h = nn.Conv(c.width, (4,), strides=(2,), padding=((1, 1),))(h)
-            h = ResStack(c.width, c.depth, c.dilation_growth)(h)
+            h = ResStack(c.width, c.depth, c.dilation_growth, reverse=rev)(h)
         # The residual stream is pre-norm: normalise it before projecting to
         # the FSQ latent, or its growth saturates the tanh bound (dead codes).
         h = nn.relu(nn.LayerNorm()(h))
-        return nn.Conv(len(c.fsq_levels), (3,), padding="SAME")(h)
+        return nn.Conv(len(c.fsq_levels), (c.latent_kernel,), padding="SAME")(h)
 
 
 class Decoder(nn.Module):
@@ -70,17 +83,56 @@ class Decoder(nn.Module):
     @nn.compact
     def __call__(self, z_bnd: jax.Array) -> jax.Array:
         c = self.cfg
-        h = nn.relu(nn.Conv(c.width, (3,), padding="SAME")(z_bnd))
+        h = nn.relu(nn.Conv(c.width, (c.latent_kernel,), padding="SAME")(z_bnd))
         for _ in range(c.down_t):
             h = ResStack(c.width, c.depth, c.dilation_growth, reverse=True)(h)
             h = jnp.repeat(h, 2, axis=1)
             h = nn.Conv(c.width, (3,), padding="SAME")(h)
+        for i in range(_wavelet_stacks(c)):
+            h = ResStack(c.width, c.depth, c.dilation_growth, reverse=True, name=f"wavelet_stack_{i}")(h)
         h = nn.relu(nn.Conv(c.width, (3,), padding="SAME")(h))
         return nn.Conv(self.out_channels, (3,), padding="SAME")(h)
 
 
+class RefineHead(nn.Module):
+    """Full-rate residual head after the inverse wavelet: x + conv(k3) . 2 res blocks . conv(k3, zero init).
+
+    The last conv's kernel and bias start at zero, so an untrained head is
+    the identity and training starts from the plain synthesis output.
+    """
+
+    width: int
+    out_channels: int
+
+    @nn.compact
+    def __call__(self, x_btf: jax.Array) -> jax.Array:
+        h = nn.Conv(self.width, (3,), padding="SAME")(x_btf)
+        h = ResBlock(self.width, 1)(h)
+        h = ResBlock(self.width, 3)(h)
+        h = nn.relu(nn.LayerNorm()(h))
+        zero = nn.initializers.zeros
+        return x_btf + nn.Conv(self.out_channels, (3,), padding="SAME", kernel_init=zero, bias_init=zero)(h)
+
+
+def _transform(cfg: TokenizerConfig):
+    return wavelet_cdf53 if cfg.wavelet_family == "cdf53" else wavelet
+
+
+def analyse(x_btf: jax.Array, cfg: TokenizerConfig) -> jax.Array:
+    """The encoder's input: ``wavelet_gain**L`` x the packed DWT [B, T/2^L, F*2^L] of x [B, T, F]."""
+    packed = _transform(cfg).dwt(x_btf, cfg.wavelet_levels)
+    return packed * cfg.wavelet_gain**cfg.wavelet_levels if cfg.wavelet_levels else packed
+
+
+def synthesise(packed: jax.Array, cfg: TokenizerConfig, length: int) -> jax.Array:
+    """Inverse of :func:`analyse`: [B, N, F*2^L] -> [B, length, F]."""
+    if cfg.wavelet_levels:
+        packed = packed / cfg.wavelet_gain**cfg.wavelet_levels
+    return _transform(cfg).idwt(packed, cfg.wavelet_levels, length)
+
+
 class MotionTokenizer(nn.Module):
-    """Encoder + FSQ + decoder around the Haar transform."""
+    """Encoder + FSQ + decoder around the wavelet transform (+ the optional refinement head)."""
 
     cfg: TokenizerConfig
 
@@ -88,16 +140,17 @@ class MotionTokenizer(nn.Module):
         c = self.cfg
         self.encoder = Encoder(c)
         self.decoder = Decoder(c, wavelet.packed_channels(c.feature_dim, c.wavelet_levels))
+        self.refine = RefineHead(c.refine_width, c.feature_dim) if c.refine_width else None
 
     def encode_latent(self, x_btf: jax.Array) -> jax.Array:
         """x [B, T, F] -> pre-quantisation latents z [B, N, d]."""
-        return self.encoder(wavelet.dwt(x_btf, self.cfg.wavelet_levels))
+        return self.encoder(analyse(x_btf, self.cfg))
 
     def decode_codes(self, zhat_bnd: jax.Array) -> jax.Array:
         """Grid codes [B, N, d] -> x_hat [B, N * frames_per_token, F]."""
         n = zhat_bnd.shape[1]
-        length = n * self.cfg.frames_per_token
-        return wavelet.idwt(self.decoder(zhat_bnd), self.cfg.wavelet_levels, length)
+        x_hat = synthesise(self.decoder(zhat_bnd), self.cfg, n * self.cfg.frames_per_token)
+        return x_hat if self.refine is None else self.refine(x_hat)
 
     def __call__(self, x_btf: jax.Array) -> tuple[jax.Array, jax.Array]:
         """x [B, T, F] -> (x_hat [B, T, F], token ids [B, N])."""
@@ -164,4 +217,9 @@ def context_frames(cfg: TokenizerConfig) -> int:
         reach += 2 * scale + stack * 2 * scale  # encoder: strided conv, then a stack at half the rate
         reach += stack * 2 * scale + scale  # decoder: a stack, then the conv after upsampling
     reach += 2 * fine * 2**cfg.down_t  # the encoder's last conv, the decoder's first
+    reach += 2 * stack * fine * _wavelet_stacks(cfg)  # the wavelet levels' stacks, encoder and decoder
+    if cfg.wavelet_family == "cdf53":  # lifting reaches 2 samples per level each way
+        reach += 4 * sum(2**k for k in range(cfg.wavelet_levels))
+    if cfg.refine_width:
+        reach += 6  # conv k3, blocks of dilation 1 and 3, conv k3
     return reach + 2 * fine + cfg.frames_per_token

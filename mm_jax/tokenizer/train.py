@@ -32,9 +32,11 @@ import optax
 
 from mm_jax import configs, runlock
 from mm_jax.checkpoint import Checkpointer
-from mm_jax.errors import CheckpointError, NonFiniteError
+from mm_jax.errors import CheckpointError, ConfigError, NonFiniteError
 from mm_jax.tracking import MetricsWriter, truncate_metrics
 from mm_jax.motion import features as mfeat
+from mm_jax.motion.contact import contact_slide_loss
+from mm_jax.motion.normalize import Normalizer
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, evaluate, open_motion_data
@@ -51,12 +53,17 @@ class TrainState(NamedTuple):
 
 
 def make_optimizer(cfg: TokenizerTrainConfig) -> optax.GradientTransformation:
-    """AdamW with linear warm-up and cosine decay, after global-norm clipping."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.lr, warmup_steps=min(cfg.warmup_steps, cfg.steps - 1), decay_steps=cfg.steps,
-        end_value=cfg.lr * 0.05,
-    )
-    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adamw(schedule, weight_decay=cfg.weight_decay))
+    """AdamW (betas ``adam_b1``, ``adam_b2``) with linear warm-up, then cosine decay or a constant rate,
+    after global-norm clipping (none when ``grad_clip`` is None, as the reference)."""
+    warmup = min(cfg.warmup_steps, cfg.steps - 1)
+    if cfg.lr_schedule == "constant":
+        schedule = optax.join_schedules(
+            [optax.linear_schedule(0.0, cfg.lr, max(warmup, 1)), optax.constant_schedule(cfg.lr)], [warmup])
+    else:
+        schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup_steps=warmup, decay_steps=cfg.steps,
+                                                      end_value=cfg.lr * 0.05)
+    adamw = optax.adamw(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, weight_decay=cfg.weight_decay)
+    return adamw if cfg.grad_clip is None else optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adamw)
 
 
 _ELEMENT_LOSS = {
@@ -74,33 +81,70 @@ def _velocity_channels(feature_dim: int) -> np.ndarray:
     return np.concatenate([np.arange(s.start, s.stop) for s in sl])
 
 
-def loss_fn(params: Any, x_btf: jax.Array, mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig):
-    """``w_recon`` * all features + ``w_vel`` * velocity channels + ``w_accel`` * their time difference.
+def _position_channels(feature_dim: int) -> np.ndarray:
+    """The local-position channels [8:74] of a 272-d frame (all channels otherwise)."""
+    if feature_dim != mfeat.FEATURE_DIM:
+        return np.arange(feature_dim)
+    return np.arange(mfeat.LOCAL_POS.start, mfeat.LOCAL_POS.stop)
 
-    As in the reference, the velocity term re-weights the velocity channels of
-    the frame (root and joint velocities); it is not a time difference of the
-    output. A time-difference penalty on the whole output collapses training
-    here: it punishes the steps between consecutive codes, so constant codes
-    become the cheapest solution (measured: normalised MSE stuck at the data's
-    variance after 400 steps, 0.43 without it). ``w_accel`` therefore applies
-    only to the velocity channels' differences, off in the presets.
+
+def loss_terms(x_hat: jax.Array, x_btf: jax.Array, loss_type: str,
+               normalizer: Normalizer | None = None) -> dict[str, jax.Array]:
+    """Each unweighted term of :func:`loss_fn` for a reconstruction x_hat of x, both normalised [B, T, F].
+
+    ``foot_contact`` and ``joint_accel`` (the squared error of the global joints' second
+    difference, (cm/frame^2)^2) only when ``normalizer`` is given (joints need metres).
     """
-    x_hat, ids = tmodel.reconstruct(params, x_btf, mcfg)
-    el = _ELEMENT_LOSS[tcfg.loss_type]
-    recon = el(x_hat, x_btf).mean()
-    vc = _velocity_channels(mcfg.feature_dim)
-    vel_hat, vel = x_hat[..., vc], x_btf[..., vc]
-    vel_loss = el(vel_hat, vel).mean()
-    acc = el(jnp.diff(vel_hat, axis=1), jnp.diff(vel, axis=1)).mean()
-    loss = tcfg.w_recon * recon + tcfg.w_vel * vel_loss + tcfg.w_accel * acc
-    return loss, {"loss": loss, "recon": recon, "vel": vel_loss, "accel": acc}
+    el = _ELEMENT_LOSS[loss_type]
+    vc, pc = _velocity_channels(x_btf.shape[-1]), _position_channels(x_btf.shape[-1])
+    vel_hat, vel, pos_hat, pos = x_hat[..., vc], x_btf[..., vc], x_hat[..., pc], x_btf[..., pc]
+    terms = {
+        "recon": el(x_hat, x_btf).mean(),
+        "vel": el(vel_hat, vel).mean(),
+        "accel": el(jnp.diff(vel_hat, axis=1), jnp.diff(vel, axis=1)).mean(),
+        "local_pos": el(pos_hat, pos).mean(),
+        "pos_velocity": el(jnp.diff(pos_hat, axis=1), jnp.diff(pos, axis=1)).mean(),
+        "pos_accel": el(jnp.diff(pos_hat, n=2, axis=1), jnp.diff(pos, n=2, axis=1)).mean(),
+    }
+    if normalizer is not None:
+        joints_hat = mfeat.joints_from_features_batch(normalizer.denormalize(x_hat))
+        joints = mfeat.joints_from_features_batch(normalizer.denormalize(x_btf))
+        terms["foot_contact"] = contact_slide_loss(joints_hat, joints)
+        acc_err = 100.0 * (jnp.diff(joints_hat, n=2, axis=1) - jnp.diff(joints, n=2, axis=1))
+        terms["joint_accel"] = jnp.sum(jnp.square(acc_err), axis=-1).mean()
+    return terms
 
 
-def make_train_step(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax.GradientTransformation):
-    """A pure ``train_step(state, batch) -> (state, metrics)``."""
+def loss_fn(params: Any, x_btf: jax.Array, mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig,
+            normalizer: Normalizer | None = None):
+    """The weighted sum of the terms of :class:`TokenizerTrainConfig` on normalised x [B, T, F].
+
+    ``w_vel`` re-weights the velocity channels of the frame (root and joint
+    velocities); the reference's "vel" term is ``w_local_pos`` on channels
+    [8:74]. Neither is a time difference of the output. An early time-difference
+    penalty on the *whole* output collapsed training to constant codes (normalised
+    MSE stuck at the data's variance after 400 steps); the difference terms here
+    act on channel groups only: ``w_accel`` the velocity channels' first
+    difference, ``w_pos_velocity`` / ``w_pos_accel`` the position channels'
+    first / second difference. ``w_foot_contact`` (needs ``normalizer``, to
+    recover joints in metres) is :func:`mm_jax.motion.contact.contact_slide_loss`;
+    ``w_joint_accel`` (also) the acceleration error of the joints in cm/frame^2.
+    """
+    x_hat, _ = tmodel.reconstruct(params, x_btf, mcfg)
+    in_joints = tcfg.w_foot_contact > 0 or tcfg.w_joint_accel > 0
+    terms = loss_terms(x_hat, x_btf, tcfg.loss_type, normalizer=normalizer if in_joints else None)
+    if in_joints and "foot_contact" not in terms:
+        raise ConfigError("w_foot_contact or w_joint_accel > 0 needs the data's normalizer to recover joints")
+    loss = sum(getattr(tcfg, f"w_{name}") * value for name, value in terms.items())
+    return loss, {"loss": loss, **terms}
+
+
+def make_train_step(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax.GradientTransformation,
+                    normalizer: Normalizer | None = None):
+    """A pure ``train_step(state, batch) -> (state, metrics)`` (``normalizer``: for ``w_foot_contact``)."""
 
     def train_step(state: TrainState, x_btf: jax.Array) -> tuple[TrainState, dict]:
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x_btf, mcfg, tcfg)
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x_btf, mcfg, tcfg, normalizer)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
@@ -150,7 +194,7 @@ def _train(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, data: MotionData, 
     if val_split != "val":
         log.warning("%s has no val split; validating on its %s split", data.source, val_split)
     opt = make_optimizer(tcfg)
-    step_fn = jax.jit(make_train_step(mcfg, tcfg, opt), donate_argnums=0)
+    step_fn = jax.jit(make_train_step(mcfg, tcfg, opt, data.normalizer), donate_argnums=0)
     with contextlib.ExitStack() as cleanup:  # an interrupted run still finishes the checkpoint it started
         ckpt = cleanup.enter_context(Checkpointer(run_dir / "checkpoints", max_to_keep=tcfg.keep_checkpoints,
                                                   save_every=tcfg.ckpt_every))
