@@ -1,6 +1,8 @@
-"""Throughput of the jnp Haar transform (mm_jax.wavelet) beside pywavelets.
+"""Throughput of the jnp wavelet transforms (Haar, CDF 5/3) beside pywavelets.
 
-Run: ``.venv/bin/python benchmarks/bench_wavelet.py`` (about 20-40 s on CPU).
+Run: ``.venv/bin/python benchmarks/bench_wavelet.py [--family cdf53]`` (about 20-40 s on CPU).
+``--family cdf53`` times :mod:`mm_jax.wavelet_cdf53` (lifting) beside
+``pywt.wavedec(x, 'bior2.2', mode='reflect', ...)``, the same filters.
 
 For each shape [B, T, C] and level count it times, on the same float32 array:
   * jnp forward  ``wavelet.dwt`` (jitted, packed layout) and inverse ``wavelet.idwt``;
@@ -25,10 +27,12 @@ import numpy as np
 import pywt
 
 try:
-    from mm_jax import wavelet
+    from mm_jax import wavelet, wavelet_cdf53
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from mm_jax import wavelet
+    from mm_jax import wavelet, wavelet_cdf53
+
+PYWT = {"haar": ("haar", "symmetric"), "cdf53": ("bior2.2", "reflect")}
 
 SHAPES = ((1, 96, 272), (32, 96, 272), (256, 96, 272))
 LEVELS = (1, 2)
@@ -49,18 +53,20 @@ def _bench_case(shape: tuple[int, int, int], levels: int, args: argparse.Namespa
     b, t, c = shape
     x_np = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     x = jax.device_put(x_np)
-    fwd = jax.jit(wavelet.dwt, static_argnums=1)
-    inv = jax.jit(wavelet.idwt, static_argnums=(1, 2))
+    module = wavelet_cdf53 if args.family == "cdf53" else wavelet
+    name, mode = PYWT[args.family]
+    fwd = jax.jit(module.dwt, static_argnums=1)
+    inv = jax.jit(module.idwt, static_argnums=(1, 2))
     packed = fwd(x, levels).block_until_ready()  # warm-up (compiles)
     inv(packed, levels, t).block_until_ready()
-    bands = pywt.wavedec(x_np, "haar", mode="symmetric", level=levels, axis=1)
+    bands = pywt.wavedec(x_np, name, mode=mode, level=levels, axis=1)
     np.testing.assert_allclose(np.asarray(inv(packed, levels, t)), x_np, atol=1e-4)  # sanity
 
     timers = {
         "jnp_fwd": lambda: fwd(x, levels).block_until_ready(),
         "jnp_inv": lambda: inv(packed, levels, t).block_until_ready(),
-        "pywt_fwd": lambda: pywt.wavedec(x_np, "haar", mode="symmetric", level=levels, axis=1),
-        "pywt_inv": lambda: pywt.waverec(bands, "haar", mode="symmetric", axis=1),
+        "pywt_fwd": lambda: pywt.wavedec(x_np, name, mode=mode, level=levels, axis=1),
+        "pywt_inv": lambda: pywt.waverec(bands, name, mode=mode, axis=1),
     }
     frames = b * t
     return {k: frames / _median_seconds(f, args.min_repeats, args.budget_s) for k, f in timers.items()}
@@ -70,9 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-repeats", type=int, default=5, help="least timed calls per cell")
     parser.add_argument("--budget-s", type=float, default=0.5, help="time spent repeating each cell")
+    parser.add_argument("--family", default="haar", choices=tuple(PYWT))
     args = parser.parse_args()
 
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; pywt {pywt.__version__}")
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; pywt {pywt.__version__}; {args.family}")
     print("frames/s (median of repeats); ratio = jnp / pywt")
     head = f"{'shape [B,T,C]':>16} {'L':>2} | {'jnp fwd':>11} {'pywt fwd':>11} {'ratio':>6} |"
     print(head + f" {'jnp inv':>11} {'pywt inv':>11} {'ratio':>6}")
