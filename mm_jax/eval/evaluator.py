@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import pathlib
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -183,17 +183,6 @@ def infonce_loss(cfg: EvaluatorConfig, params, x_btf, mask_bt, s_bd) -> tuple[ja
                   + optax.softmax_cross_entropy_with_integer_labels(logits_bb.T, labels).mean())
     acc = (jnp.argmax(logits_bb, axis=1) == labels).mean()
     return loss, {"train/loss": loss, "train/batch_top1": acc}
-
-
-def make_train_step(cfg: EvaluatorConfig, opt: optax.GradientTransformation) -> Callable:
-    def step(state, batch):
-        params, opt_state = state
-        (_, metrics), grads = jax.value_and_grad(
-            lambda p: infonce_loss(cfg, p, *batch), has_aux=True)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), metrics
-
-    return step
 
 
 # --- text --------------------------------------------------------------------------

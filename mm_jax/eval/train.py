@@ -32,16 +32,19 @@ import shutil
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
 from mm_jax import runlock
 from mm_jax.checkpoint import Checkpointer
-from mm_jax.errors import CheckpointError, DataError
+from mm_jax.errors import CheckpointError
 from mm_jax.eval import evaluator as E
 from mm_jax.eval import metrics as emetrics
 from mm_jax.tracking import MetricsWriter, truncate_metrics
+from mm_jax.train import recipe
 from mm_jax.train.interrupt import StopRequest
+from mm_jax.train.recipe import TrainState
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +158,9 @@ def _train(cfg: E.EvaluatorConfig, ds, data_dir, out_dir: pathlib.Path, *, steps
     """:func:`train_evaluator` inside the output directory's lock."""
     enc = E.TextEncoder.load()
     splits, table = _prepare(ds, enc, out_dir / "caption_embeddings.npz")
-    opt = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, min(100, steps // 10 + 1),
-                                                         max(steps, 2)), weight_decay=cfg.weight_decay)
-    step_fn = jax.jit(E.make_train_step(cfg, opt), donate_argnums=0)
+    opt = recipe.adamw(recipe.warmup_cosine(cfg.learning_rate, min(100, steps // 10 + 1), steps, 0.0),
+                       weight_decay=cfg.weight_decay)
+    step_fn = jax.jit(make_train_step(cfg, opt), donate_argnums=0)
     identity = E.identity_of(cfg, enc.identity())
     meta = {"identity": identity, "steps": steps, "config": dataclasses.asdict(cfg)}
     with contextlib.ExitStack() as cleanup:
@@ -166,10 +169,10 @@ def _train(cfg: E.EvaluatorConfig, ds, data_dir, out_dir: pathlib.Path, *, steps
         truncate_metrics(out_dir, start)
         writer = cleanup.enter_context(MetricsWriter(out_dir, tensorboard=False))
         state, metrics = _loop(state, step_fn, ds, splits, table, cfg, identity, range(start + 1, steps + 1),
-                               writer, progress, stop, lambda step, st: ckpt.save(step, _tree(st), meta))
+                               writer, progress, stop, lambda step, st: ckpt.save(step, st.to_dict(), meta))
     if stop.stopped_at is not None:
         return metrics
-    ev = E.Evaluator(cfg, state[0], ds.normalizer, identity)
+    ev = E.Evaluator(cfg, state.params, ds.normalizer, identity)
     if (out_dir / "checkpoints").exists():  # orbax keeps an old step rather than overwrite it: replace it
         log.info("replacing the evaluator saved in %s", out_dir)
         shutil.rmtree(out_dir / "checkpoints")
@@ -179,14 +182,21 @@ def _train(cfg: E.EvaluatorConfig, ds, data_dir, out_dir: pathlib.Path, *, steps
     return metrics
 
 
-def _tree(state) -> dict[str, Any]:
-    return {"params": state[0], "opt_state": state[1]}
+def make_train_step(cfg: E.EvaluatorConfig, opt: optax.GradientTransformation) -> Callable:
+    """The pure ``step(state: TrainState, batch) -> (state, metrics)`` of the InfoNCE objective."""
+    def step(state: TrainState, batch):
+        (_, metrics), grads = jax.value_and_grad(
+            lambda p: E.infonce_loss(cfg, p, *batch), has_aux=True)(state.params)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        return TrainState(state.step + 1, optax.apply_updates(state.params, updates), opt_state), metrics
+
+    return step
 
 
 def _initial_state(cfg: E.EvaluatorConfig, opt, ckpt: Checkpointer, meta: dict, resume: bool):
-    """(start step, (params, opt_state)): fresh, or the interrupted run's when resuming."""
+    """(start step, TrainState): fresh, or the interrupted run's when resuming."""
     params = E.init_params(cfg, key=jax.random.key(cfg.seed))
-    state = (params, opt.init(params))
+    state = TrainState(jnp.int32(0), params, opt.init(params))
     latest = ckpt.latest_step()
     if latest is None:
         if resume:
@@ -195,10 +205,10 @@ def _initial_state(cfg: E.EvaluatorConfig, opt, ckpt: Checkpointer, meta: dict, 
     if not resume:
         raise CheckpointError(f"{ckpt.directory.parent} holds an evaluator run stopped at step {latest}; "
                               "resume=True (--resume) continues it, or use a new directory")
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), _tree(state))
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state.to_dict())
     step, tree, _ = ckpt.restore(abstract, expected_meta=meta)
     log.info("resumed the evaluator from step %d of %s", step, ckpt.directory)
-    return step, (tree["params"], tree["opt_state"])
+    return step, TrainState.from_dict(tree)
 
 
 def _loop(state, step_fn, ds, splits, table, cfg, identity, steps: range, writer, progress, stop: StopRequest,
@@ -212,18 +222,17 @@ def _loop(state, step_fn, ds, splits, table, cfg, identity, steps: range, writer
         batch = sample_batch(ds.features, ds.normalizer, splits["train"], table, cfg, step)
         state, m = step_fn(state, batch)
         if step % cfg.val_every == 0 or step == steps.stop - 1:
-            ev = E.Evaluator(cfg, state[0], ds.normalizer, identity)
-            metrics = {k: float(v) for k, v in m.items()} | validate(ev, ds.features, splits["val"], table)
-            if not np.isfinite(metrics["train/loss"]):
-                raise DataError(f"evaluator loss became {metrics['train/loss']} at step {step}")
+            ev = E.Evaluator(cfg, state.params, ds.normalizer, identity)
+            host = recipe.host_metrics(m, step=step, watched=("train/loss",),
+                                       context=lambda: "the evaluator's loss; no artefact was written")
+            metrics = host | validate(ev, ds.features, splits["val"], table)
             writer.write(step, metrics)
             log.info("evaluator step %d: %s", step, metrics)
         if progress is not None:
             progress(step, steps.stop - 1)
         if stop.requested and step < steps.stop - 1:
-            loss = float(m["train/loss"])
-            if not np.isfinite(loss):
-                raise DataError(f"evaluator loss became {loss} at step {step}; its state was not saved")
+            recipe.host_metrics(m, step=step, watched=("train/loss",),
+                                context=lambda: "the evaluator's loss; its state was not saved")
             save(step, state)
             stop.stopped_at = step
             break

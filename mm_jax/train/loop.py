@@ -42,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import pathlib
 import time
 from typing import Any, Callable, Collection
@@ -52,7 +51,7 @@ import numpy as np
 
 from mm_jax import configs, decoder_tokenizer, runlock, sharding
 from mm_jax.checkpoint import Checkpointer
-from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
+from mm_jax.errors import CheckpointError, ConfigError, DataError
 from mm_jax.pipeline import Pipeline, build_pipeline, global_batch
 from mm_jax.shards.manifest import read_manifest
 from mm_jax.text import weights as text_weights
@@ -60,7 +59,8 @@ from mm_jax.tracking import MetricsWriter, truncate_metrics
 from mm_jax.train import setup, sizes
 from mm_jax.train.config import ExperimentConfig
 from mm_jax.train.interrupt import StopRequest
-from mm_jax.train.step import BATCH_KEYS, TrainState
+from mm_jax.train.recipe import TrainState, host_metrics
+from mm_jax.train.step import BATCH_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -299,15 +299,11 @@ class _Loop:
 
     def _fetch(self, step: int, metrics: dict[str, jax.Array], sample_index: np.ndarray) -> dict[str, float]:
         """Host metrics of ``step``; NonFiniteError (before any save of that state) on a NaN/inf."""
-        host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        watched = {k: host[k] for k in ("loss", "grad_norm", "param_norm")}
-        if not all(math.isfinite(v) for v in watched.values()):
-            self.ckpt.wait()
-            raise NonFiniteError(
-                f"non-finite training at step {step}: {watched}; batch sample indices "
-                f"{sample_index.tolist()} (process {jax.process_index()}); the state of step {step} was not "
-                f"saved; the last good checkpoint is step {self.ckpt.latest_step()} in {self.ckpt.directory}")
-        return host
+        return host_metrics(metrics, step=step, watched=("loss", "grad_norm", "param_norm"), on_bad=self.ckpt.wait,
+                            context=lambda: (f"batch sample indices {sample_index.tolist()} (process "
+                                             f"{jax.process_index()}); the state of step {step} was not saved; the "
+                                             f"last good checkpoint is step {self.ckpt.latest_step()} in "
+                                             f"{self.ckpt.directory}"))
 
     def _validate(self, params: Any) -> dict[str, float]:
         """Token-mean loss and accuracy over ``val_batches`` fixed batches of the val split."""

@@ -35,7 +35,8 @@ from mm_jax.pipeline import PipelineConfig
 from mm_jax.text import weights as text_weights_module
 from mm_jax.text.config import TextConfig
 from mm_jax.train.config import ExperimentConfig, TrainConfig
-from mm_jax.train.step import BATCH_KEYS, TrainState, make_eval_step, make_optimizer, make_train_step
+from mm_jax.train.recipe import TrainState
+from mm_jax.train.step import BATCH_KEYS, make_eval_step, make_optimizer, make_train_step
 
 log = logging.getLogger(__name__)
 

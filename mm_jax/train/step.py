@@ -25,7 +25,7 @@ new :class:`TrainState` and a flat dict of scalar metrics.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,25 +34,11 @@ import optax
 from mm_jax.model.config import ModelConfig
 from mm_jax.model.loss import forward_loss
 from mm_jax.text.encoder import encode as text_encode
+from mm_jax.train import recipe
 from mm_jax.train.config import TrainConfig
+from mm_jax.train.recipe import TrainState
 
 BATCH_KEYS = ("text_ids", "text_mask", "motion_ids", "motion_mask")
-
-
-class TrainState(NamedTuple):
-    """What a step updates: step int32 [], float32 params, optimizer state."""
-
-    step: jax.Array
-    params: Any
-    opt_state: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        """The checkpointed form (orbax saves plain dicts)."""
-        return {"step": self.step, "params": self.params, "opt_state": self.opt_state}
-
-    @classmethod
-    def from_dict(cls, tree: dict[str, Any]) -> "TrainState":
-        return cls(tree["step"], tree["params"], tree["opt_state"])
 
 
 def decay_mask(params: Any) -> Any:
@@ -76,20 +62,13 @@ def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
     ``warmup_steps - 1`` and decays along a cosine to ``lr * min_lr_ratio``
     at the last update (``steps - 1``).
     """
-    warmup = min(cfg.warmup_steps, max(cfg.steps - 1, 0))
-    base = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup_steps=warmup,
-                                              decay_steps=max(cfg.steps, warmup + 1),
-                                              end_value=cfg.lr * cfg.min_lr_ratio)
-    return lambda count: base(count + 1)
+    return recipe.warmup_cosine(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio, shift=1)
 
 
 def make_optimizer(cfg: TrainConfig, params: Any) -> optax.GradientTransformation:
-    """Clipping + AdamW with the schedule of :func:`lr_schedule` and the mask of :func:`decay_mask`."""
-    adamw = optax.adamw(lr_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                        weight_decay=cfg.weight_decay, mask=decay_mask(params))
-    if cfg.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adamw)
-    return adamw
+    """Clipping + AdamW (:func:`recipe.adamw`) with :func:`lr_schedule` and the mask of :func:`decay_mask`."""
+    return recipe.adamw(lr_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                        grad_clip=cfg.grad_clip, mask=decay_mask(params))
 
 
 def split_micro(batch: dict[str, jax.Array], accum_steps: int) -> dict[str, jax.Array]:
