@@ -86,11 +86,18 @@ LOGICAL_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MeshConfig:
-    """Mesh axis sizes; one of them may be -1 for "all remaining devices"."""
+    """Mesh axis sizes; one of them may be -1 for "all remaining devices".
+
+    ``max_replicated``: the largest :func:`replicated_fraction` of the params a
+    run accepts (0 = every weight sharded over fsdp * tensor, 1 = all
+    replicated); a run whose rules leave more replicated stops at start-up
+    with a ShardingError (MaxText's ``assert_params_sufficiently_sharded``).
+    """
 
     data: int = -1
     fsdp: int = 1
     tensor: int = 1
+    max_replicated: float = 0.05
 
     def __post_init__(self) -> None:
         sizes = self.sizes()
@@ -99,6 +106,8 @@ class MeshConfig:
             raise ConfigError(f"MeshConfig sizes must be >= 1 or -1, got {bad}")
         if sizes.count(-1) > 1:
             raise ConfigError(f"MeshConfig allows at most one -1 size, got {dict(zip(MESH_AXES, sizes))}")
+        if not 0.0 <= self.max_replicated <= 1.0:
+            raise ConfigError(f"MeshConfig.max_replicated={self.max_replicated!r} must lie in [0, 1]")
 
     def sizes(self) -> tuple[int, int, int]:
         return (self.data, self.fsdp, self.tensor)
@@ -273,7 +282,8 @@ def assert_params_sufficiently_sharded(shapes: Any, shardings: Any, tolerance: f
     frac = replicated_fraction(shapes, shardings)
     if frac > tolerance:
         raise ShardingError(f"parameters are {frac:.1%} replicated (0% = fully sharded), "
-                            f"above the tolerance {tolerance:.1%}")
+                            f"above the tolerance {tolerance:.1%} (mesh.max_replicated): fix the sharding rules "
+                            f"for this mesh, or accept it with --set mesh.max_replicated={min(1.0, frac + 0.01):.2f}")
     return frac
 
 

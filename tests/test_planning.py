@@ -9,7 +9,7 @@ import pytest
 import train_fixtures as tf_
 
 from mm_jax import sharding
-from mm_jax.errors import ConfigError
+from mm_jax.errors import ConfigError, ShardingError
 from mm_jax.sharding import MeshConfig
 from mm_jax.shards.manifest import read_manifest
 from mm_jax.train import setup
@@ -58,3 +58,10 @@ def test_1b_plan_on_eight_fake_devices():
     assert big["num_devices"] == 8 and big["num_params"] > 1.0e9
     assert big["fits"] is True
     assert run_plan(exp, device=0.5)["fits"] is False
+
+
+def test_train_refuses_a_mesh_that_leaves_too_much_replicated():
+    """fsdp=2 shards every weight but the RMSNorm scales; a tolerance of 0 refuses even those."""
+    exp = preset_experiment("tiny", MeshConfig(data=1, fsdp=2, tensor=1, max_replicated=0.0), batch=4, seq=96)
+    with pytest.raises(ShardingError, match=r"replicated .*mesh\.max_replicated"):
+        run_plan(exp)

@@ -130,7 +130,7 @@ def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress
     exp = decoder_tokenizer.record(exp, train_pipe.manifest)  # config.json names the tokenizer by absolute path
     text_ident = {"vocab_identity": vocab, "encoder": configs.to_dict(exp.text), "weights": weights_ident}
     meta = setup.run_meta(exp, train_pipe.manifest, text_ident)
-    placement = setup.place(exp.model, exp.train, exp.pipeline, mesh)
+    placement = setup.place(exp.model, exp.train, exp.pipeline, mesh, max_replicated=exp.mesh.max_replicated)
     with contextlib.ExitStack() as cleanup:  # closes without raising over an error (full disk, signal)
         ckpt = cleanup.enter_context(Checkpointer(
             workdir / "checkpoints", max_to_keep=exp.train.keep_checkpoints,

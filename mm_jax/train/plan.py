@@ -76,13 +76,14 @@ def plan_memory(exp: ExperimentConfig, devices: list | None = None) -> dict[str,
       (the frozen encoder, replicated), ``temp_bytes`` (compiler temporaries:
       activations, gradients, buffers), ``argument_bytes``, ``output_bytes``,
       ``alias_bytes``, ``total_bytes`` (arguments + outputs - aliased +
-      temporaries), ``num_params``, ``num_devices``, ``mesh``,
+      temporaries), ``num_params`` (total), ``non_vocab_params`` (all but the
+      two vocabulary tables), ``vocab_table_params``, ``num_devices``, ``mesh``,
       ``flops_per_device`` (XLA cost analysis; a scanned loop body is counted
       once, so it undercounts with ``scan_layers``), ``model_flops_per_device``
       (``flops_per_token`` x tokens / devices) and ``compile_s``.
     """
     mesh = sharding.make_mesh(exp.mesh, devices)
-    placement = setup.place(exp.model, exp.train, exp.pipeline, mesh)
+    placement = setup.place(exp.model, exp.train, exp.pipeline, mesh, max_replicated=exp.mesh.max_replicated)
     text_abstract = jax.eval_shape(lambda k: text_encoder.init_params(exp.text, key=k), jax.random.key(0))
     compiled = setup.compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract, with_eval=False)
     mem = compiled.train_step.memory_analysis()
@@ -100,6 +101,8 @@ def plan_memory(exp: ExperimentConfig, devices: list | None = None) -> dict[str,
         "output_bytes": int(mem.output_size_in_bytes),
         "alias_bytes": int(mem.alias_size_in_bytes),
         "num_params": exp.model.num_params(),
+        "non_vocab_params": exp.model.non_vocab_params(),
+        "vocab_table_params": exp.model.vocab_table_params(),
         "num_devices": mesh.size,
         "mesh": dict(mesh.shape),
         "flops_per_device": _flops(compiled.train_step),
@@ -158,7 +161,8 @@ def preset_experiment(model: str, mesh: Any, batch: int, seq: int | None = None,
         raise ConfigError(f"seq={seq} leaves {n} motion tokens after the text budget S={s}; need >= 3")
     m = dataclasses.replace(m, max_text_tokens=s, max_motion_tokens=n, text_dim=exp.text.width)
     pipe = dataclasses.replace(exp.pipeline, global_batch_size=batch, max_text_tokens=s, max_motion_tokens=n)
-    return dataclasses.replace(exp, model=m, pipeline=pipe, mesh=sharding.MeshConfig(**mesh_sizes(mesh)))
+    mesh_cfg = mesh if isinstance(mesh, sharding.MeshConfig) else exp.mesh
+    return dataclasses.replace(exp, model=m, pipeline=pipe, mesh=dataclasses.replace(mesh_cfg, **mesh_sizes(mesh)))
 
 
 def run_plan(exp: ExperimentConfig, device: str | float | None = None, *, headroom: float = 0.9,

@@ -96,11 +96,18 @@ def check_batch_divides(pipe_cfg: PipelineConfig, train_cfg: TrainConfig, mesh: 
                           f"data*fsdp = {ways}")
 
 
-def place(model_cfg: ModelConfig, train_cfg: TrainConfig, pipe_cfg: PipelineConfig, mesh: Any) -> Placement:
-    """The optimizer and the state/batch shardings of a run on ``mesh``."""
+def place(model_cfg: ModelConfig, train_cfg: TrainConfig, pipe_cfg: PipelineConfig, mesh: Any, *,
+          max_replicated: float = 1.0) -> Placement:
+    """The optimizer and the state/batch shardings of a run on ``mesh``.
+
+    ShardingError when more than ``max_replicated`` of the params would be
+    replicated (:func:`mm_jax.sharding.assert_params_sufficiently_sharded`).
+    """
     check_batch_divides(pipe_cfg, train_cfg, mesh)
     opt = make_optimizer(train_cfg, nn.meta.unbox(abstract_params(model_cfg)))
     st_sh, abstract = state_shardings(model_cfg, opt, mesh)
+    frac = sharding.assert_params_sufficiently_sharded(abstract.params, st_sh.params, max_replicated)
+    log.info("params %.2f%% replicated beyond the data axis (tolerance %.0f%%)", 100 * frac, 100 * max_replicated)
     return Placement(mesh=mesh, opt=opt, state_shardings=st_sh,
                      abstract_state=sharding.abstract_with_shardings(abstract, st_sh),
                      batch_sharding=sharding.batch_sharding(mesh, pipe_cfg.global_batch_size))
@@ -228,7 +235,7 @@ def fresh_run(exp: ExperimentConfig, mesh: Any, *, text_weights: str | None = No
 
     ``text_weights`` overrides ``exp.text_weights`` ("pretrained" or "random").
     """
-    placement = place(exp.model, exp.train, exp.pipeline, mesh)
+    placement = place(exp.model, exp.train, exp.pipeline, mesh, max_replicated=exp.mesh.max_replicated)
     text_host, _ = text_weights_module.frozen_params(exp.text, text_weights or exp.text_weights, exp.train.seed)
     text_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), text_host)
     compiled = compile_steps(exp.model, exp.train, exp.pipeline, placement, text_abstract, with_eval=False)
