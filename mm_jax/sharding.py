@@ -201,11 +201,6 @@ def resolve_spec(names: Sequence[str | None], shape: Sequence[int], mesh: AnyMes
     return PartitionSpec(*entries)
 
 
-def logical_sharding(names: Sequence[str | None], shape: Sequence[int], mesh: AnyMesh) -> NamedSharding:
-    """NamedSharding of one array (activation, batch field) given its logical names."""
-    return NamedSharding(mesh, resolve_spec(names, shape, mesh))
-
-
 def param_shardings(boxed_params: Any, mesh: AnyMesh) -> Any:
     """NamedSharding tree, shaped like the unboxed params, from boxed (abstract) params.
 

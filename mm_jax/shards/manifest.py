@@ -62,7 +62,7 @@ def read_manifest(shards_dir: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(shards_dir) / MANIFEST
     if not path.is_file():
         raise DataError(f"{path} does not exist: {shards_dir} holds no finished shards "
-                        "(write them with write_shards / `mm-jax data shards`)")
+                        "(write them with write_shards / `mm-jax data tokenize`)")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as e:

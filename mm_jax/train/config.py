@@ -52,6 +52,18 @@ class TrainConfig:
       keep_checkpoints: most recent checkpoints kept.
       async_checkpoint: write checkpoints in a background thread.
       seed: parameter init and dropout keys (the data order has its own seed).
+      ce_chunk: vocabulary columns per chunk of the cross-entropy (0 = one
+        pass over all V): a chunked loss never holds the [B, N, V] logits
+        (:func:`mm_jax.model.loss.chunked_nll`); same values, see docs/benchmarks.md.
+      eval_every: steps between in-training evaluations (0 = never): sample the
+        fixed prompt set, decode it with the run's tokenizer and log ``eval/*``
+        (:mod:`mm_jax.train.periodic`); needs ``tokenizer_run``.
+      eval_prompts: size of the fixed prompt set (the first records of the
+        val split, their first caption).
+      evaluator_dir: a trained evaluator (``mm-jax evaluator train``); given,
+        ``eval/*`` also has FID and R-precision, else only jerk and foot skating.
+      export_every: steps between exports (``mm-jax export``'s writer) to
+        ``WORKDIR/export/step_{k}`` (0 = never; each lands on a checkpoint step).
     """
 
     steps: int = 300
@@ -71,14 +83,19 @@ class TrainConfig:
     keep_checkpoints: int = 3
     async_checkpoint: bool = True
     seed: int = 0
+    ce_chunk: int = 0
+    eval_every: int = 0
+    eval_prompts: int = 16
+    evaluator_dir: str = ""
+    export_every: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "grad_accum_steps", "log_every", "ckpt_every", "keep_checkpoints",
-                     "val_batches"):
+                     "val_batches", "eval_prompts"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"TrainConfig.{name}={value!r} must be a positive int")
-        for name in ("warmup_steps", "val_every", "seed"):
+        for name in ("warmup_steps", "val_every", "seed", "ce_chunk", "eval_every", "export_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"TrainConfig.{name}={value!r} must be an int >= 0")
@@ -115,7 +132,7 @@ class ExperimentConfig:
       pipeline: shards -> batches (global batch size, S, N, seeds).
       mesh: device mesh (data, fsdp, tensor).
       text: the frozen text encoder's architecture (width = ``model.text_dim``).
-      shards_dir: directory of pre-tokenized shards (``mm-jax data shards``).
+      shards_dir: directory of pre-tokenized shards (``mm-jax data tokenize``).
       tokenizer_run: the motion tokenizer run the shards were made with; when
         given, its identity (config + step) must match the shards' manifest.
         Otherwise only the codebook (``model.fsq_levels``) is checked.
@@ -147,6 +164,9 @@ class ExperimentConfig:
         if self.pipeline.global_batch_size % self.train.grad_accum_steps:
             raise ConfigError(f"pipeline.global_batch_size={self.pipeline.global_batch_size} is not "
                               f"divisible by train.grad_accum_steps={self.train.grad_accum_steps}")
+        if self.train.export_every and self.train.export_every % self.train.ckpt_every:
+            raise ConfigError(f"train.export_every={self.train.export_every} must be a multiple of "
+                              f"train.ckpt_every={self.train.ckpt_every} (an export reads a saved checkpoint)")
 
 
 def _experiment(model: str, train: str, pipeline: str, mesh: MeshConfig) -> ExperimentConfig:
@@ -193,6 +213,7 @@ def apply_overrides(cfg: ExperimentConfig, overrides: Sequence[str]) -> Experime
             sections.setdefault(section, []).append(rest)
         else:
             top.append(item)
-    changes = {name: configs.apply_overrides(getattr(cfg, name), items) for name, items in sections.items()}
+    changes = {name: configs.apply_overrides(getattr(cfg, name), items, prefix=f"{name}.")
+               for name, items in sections.items()}
     out = dataclasses.replace(cfg, **changes)
     return configs.apply_overrides(out, top) if top else out

@@ -109,7 +109,7 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
     """
     if not exp.shards_dir:
         raise ConfigError("ExperimentConfig.shards_dir is empty: set it to a shards directory "
-                          "(`mm-jax data shards` output), e.g. --set shards_dir=runs/shards")
+                          "(`mm-jax data tokenize` output), e.g. --set shards_dir=runs/shards")
     workdir = pathlib.Path(workdir).absolute()
     with runlock.lock_dir(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
         exp = sizes.bind_to_data(exp, read_manifest(exp.shards_dir), explicit)
