@@ -13,9 +13,12 @@ import os
 import sys
 
 from mm_jax.cli import curate_cmd, data_cmd, demo_cmd, eval_cmd, export_cmd, render_cmd, tokenizer_cmd, train_cmd
+from mm_jax.cli import sweep_cmd
+from mm_jax.cli import config_cmd
 from mm_jax.errors import MmJaxError
 
-GROUPS = (data_cmd, curate_cmd, render_cmd, tokenizer_cmd, train_cmd, eval_cmd, export_cmd, demo_cmd)
+GROUPS = (data_cmd, curate_cmd, render_cmd, tokenizer_cmd, train_cmd, eval_cmd, export_cmd, demo_cmd, sweep_cmd,
+          config_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

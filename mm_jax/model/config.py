@@ -18,6 +18,29 @@ is set; e.g. width 4096 -> 11008 (LLaMA-7B), 1536 -> 4096, 128 -> 512.
 
 Block size: ``max_text_tokens`` (32) + ``max_motion_tokens`` (269) = 301, the
 reference block size. ``max_motion_tokens`` counts BOS and EOS.
+
+Preset names (the naming rule). ``tiny`` and ``small`` are CPU sizes. The
+ladder presets carry the *reference's* names (``models/lit_llama/model_hf.py``
+of MotionMillion-Codes), which count the lit-llama text vocabulary, not ours:
+a name identifies a layers/heads/width shape, never a parameter count. With
+the 64,000-code motion codebook the computed counts (``num_params``;
+``non_vocab_params`` = all but the two vocabulary tables) are:
+
+======  ==================  ========  ==========  ==============
+preset  layers/heads/width  total     non-vocab   vocab tables
+======  ==================  ========  ==========  ==============
+70m     8 / 8 / 512         93.1M     27.5M       65.7M (71%)
+111m    12 / 12 / 768       183.7M    85.2M       98.5M (54%)
+343m    24 / 16 / 1024      440.1M    308.7M      131.3M (30%)
+775m    36 / 20 / 1280      896.1M    732.0M      164.2M (18%)
+1b      48 / 24 / 1536      1556.7M   1359.7M     197.0M (13%)
+3b      24 / 32 / 3200      3400.2M   2989.8M     410.4M (12%)
+7b      36 / 32 / 4096      7812.7M   7287.4M     525.3M (7%)
+======  ==================  ========  ==========  ==============
+
+``7b`` is the released model's 36 layers (``model_hf.py``; the older
+``model.py`` lists 32). ``mm-jax plan`` and every sweep run report the computed
+counts; scaling-law fits use those, never the names.
 """
 
 from __future__ import annotations
@@ -157,6 +180,21 @@ class ModelConfig:
         """
         return self.num_layers * self.layer_matmul_params() + self.padded_vocab_size * self.width
 
+    def vocab_table_params(self) -> int:
+        """The two vocabulary tables: the motion embedding and the output head, ``2 * Vp * D``."""
+        return 2 * self.padded_vocab_size * self.width
+
+    def non_vocab_params(self) -> int:
+        """Parameters outside the vocabulary tables: :meth:`num_params` - :meth:`vocab_table_params`.
+
+        This is the scaling-law x-axis "non-embedding parameters" (Kaplan et
+        al. exclude the vocabulary matrices): the blocks, the norms and the
+        text projection. It differs from :meth:`non_embedding_params` (the
+        FLOP count's matmul weights per token), which keeps the output head
+        because every token multiplies it.
+        """
+        return self.num_params() - self.vocab_table_params()
+
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """Training FLOPs per token (forward + backward), PaLM/Chinchilla style.
 
@@ -199,7 +237,7 @@ PRESETS: dict[str, ModelConfig] = {
     "775m": _ladder(36, 20, 1280),
     "1b": _ladder(48, 24, 1536),
     "3b": _ladder(24, 32, 3200),
-    "7b": _ladder(32, 32, 4096),
+    "7b": _ladder(36, 32, 4096),  # model_hf.py, the released 7B (the older model.py: 32 layers)
 }
 
 
