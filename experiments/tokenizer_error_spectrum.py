@@ -1,8 +1,11 @@
 """Where in the temporal spectrum the tokenizer's reconstruction error sits, per wavelet level count.
 
-Run after the ablation (``mm-jax tokenizer ablate --data runs/data2k --runs runs/ablation ...``):
+Run after the ablation (the command in ``experiments/results/tokenizer_ablation.md``):
 
     .venv/bin/python experiments/tokenizer_error_spectrum.py --data runs/data2k --runs runs/ablation
+
+(or ``--runs runs/variants --out experiments/results/tokenizer_variants/error_spectrum.json`` for the
+variant sweep).
 
 For up to 64 test sequences of >= 128 frames (first 128 frames each), it
 reconstructs normalised features with each run, takes the FFT of the error
@@ -31,6 +34,7 @@ def spectrum_row(run: pathlib.Path, x: np.ndarray) -> dict:
     energy = (np.abs(np.fft.rfft(err, axis=1)) ** 2).sum((0, 2))
     freq = np.fft.rfftfreq(FRAMES, d=1 / 30)
     return {"run": str(run), "wavelet_levels": tok.cfg.wavelet_levels, "down_t": tok.cfg.down_t,
+            "wavelet_family": tok.cfg.wavelet_family, "wavelet_res_stacks": tok.cfg.wavelet_res_stacks,
             "error_mse": float(np.mean(err**2)),
             "share_at_or_above_7p5hz": float(energy[freq >= 7.5].sum() / energy.sum()),
             "share_at_15hz": float(energy[-1] / energy.sum())}
@@ -48,7 +52,8 @@ def main() -> None:
     n = min(64, int(keep.sum()))
     x, _ = tdata.padded_batch(data.features, offsets[keep][:n], np.full(n, FRAMES), multiple=8,
                               normalizer=data.normalizer, pad_to=FRAMES)
-    rows = [spectrum_row(run, x) for run in sorted(pathlib.Path(args.runs).iterdir()) if run.is_dir()]
+    rows = [spectrum_row(run, x) for run in sorted(pathlib.Path(args.runs).iterdir())
+            if (run / "tokenizer.json").exists()]
     pathlib.Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
     for r in rows:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "run"}))

@@ -37,9 +37,10 @@ import numpy as np
 
 from mm_jax.tokenizer.config import PRESETS, TokenizerConfig, TokenizerTrainConfig
 
-# The position channels' first and second differences, and the root velocities' first difference
-# (w_accel: the velocity channels, root included), so the integrated root is smoothed as well.
-POS_DIFF = {"w_pos_velocity": 1.0, "w_pos_accel": 10.0, "w_accel": 2.0}
+# The position channels' first and second differences. Stronger settings collapsed training to a
+# static pose within 250 steps (val accel_mm 0.001, MPJPE 117 mm): w_pos_velocity 1 + w_pos_accel 10 +
+# w_accel 2 (velocity channels, root included), and w_joint_accel 0.1 (runs/collapsed_*, README).
+POS_DIFF = {"w_pos_velocity": 0.5, "w_pos_accel": 1.0}
 JOINT_ACCEL = {"w_joint_accel": 0.1}
 CONTACT = {"w_foot_contact": 0.1}
 VARIANTS: dict[str, tuple[dict, dict]] = {
@@ -55,6 +56,17 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "baseline_jointaccel": ({"wavelet_levels": 0, "down_t": 2}, JOINT_ACCEL),
     "cdf53_jointaccel": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53"},
                          JOINT_ACCEL),
+    "cdf53_depth_l2": ({"wavelet_levels": 2, "down_t": 0, "wavelet_res_stacks": True, "wavelet_family": "cdf53"},
+                       {}),
+    "cdf53_contact": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53"},
+                      CONTACT),
+    "cdf53_smooth": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53",
+                      "output_smoothing_frames": 1.0}, {}),
+    "baseline_smooth": ({"wavelet_levels": 0, "down_t": 2, "output_smoothing_frames": 1.0}, {}),
+    "cdf53_smooth_l2": ({"wavelet_levels": 2, "down_t": 0, "wavelet_res_stacks": True, "wavelet_family": "cdf53",
+                         "output_smoothing_frames": 1.0}, {}),
+    "cdf53_smooth_contact": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True,
+                              "wavelet_family": "cdf53", "output_smoothing_frames": 1.0}, CONTACT),
     "baseline_posdiff_contact": ({"wavelet_levels": 0, "down_t": 2}, {**POS_DIFF, **CONTACT}),
     "cdf53_posdiff_contact": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True,
                                "wavelet_family": "cdf53"}, {**POS_DIFF, **CONTACT}),

@@ -144,7 +144,8 @@ def test_pair_velocity_error_and_reference_acceleration_known_answers():
     pytest.param({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True}, marks=pytest.mark.slow),
     pytest.param({"wavelet_levels": 2, "down_t": 0, "wavelet_family": "cdf53", "wavelet_res_stacks": True},
                  marks=pytest.mark.slow),
-    {"wavelet_levels": 1, "down_t": 1, "refine_width": 8, "wavelet_family": "cdf53", "wavelet_res_stacks": True},
+    {"wavelet_levels": 1, "down_t": 1, "refine_width": 8, "wavelet_family": "cdf53", "wavelet_res_stacks": True,
+     "output_smoothing_frames": 1.5},
 ])
 def test_context_frames_cover_the_variants(kw):
     from mm_jax.tokenizer.artifact import padded_length
@@ -170,3 +171,28 @@ def test_packed_width_is_shared_by_both_families():
     for family in ("haar", "cdf53"):
         packed = tmodel.analyse(x, _cfg(wavelet_levels=2, down_t=0, wavelet_family=family))
         assert packed.shape == (1, 4, wavelet.packed_channels(F, 2))
+
+
+def test_output_smoothing_is_a_normalised_gaussian_with_edge_padding():
+    k = tmodel.smoothing_kernel(1.0)
+    e = np.exp(-0.5 * np.arange(-3, 4) ** 2.0)  # radius ceil(3 * 1) = 3
+    np.testing.assert_allclose(k, e / e.sum(), rtol=1e-6)
+    assert list(tmodel.smoothing_kernel(0.0)) == [1.0]
+    x = np.zeros((1, 11, 2), np.float32)
+    x[0, 5, 0] = 1.0  # an impulse comes back as the kernel; a constant stays constant
+    y = np.asarray(tmodel.smooth_time(jnp.asarray(x), 1.0))
+    np.testing.assert_allclose(y[0, 2:9, 0], k, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(tmodel.smooth_time(jnp.full((1, 5, 2), 3.0), 2.0)), 3.0, rtol=1e-6)
+    edge = np.asarray(tmodel.smooth_time(jnp.asarray(np.arange(6, dtype=np.float32)[None, :, None]), 1.0))
+    np.testing.assert_allclose(edge[0, 0, 0], sum(k[i] * max(i - 3, 0) for i in range(7)), rtol=1e-6)
+
+
+def test_ablation_zero_level_row_is_the_plain_tokenizer():
+    from mm_jax.tokenizer.ablation import variants
+
+    design = _cfg(wavelet_levels=1, down_t=1, wavelet_family="cdf53", wavelet_res_stacks=True, wavelet_gain=0.5,
+                  output_smoothing_frames=1.0)
+    zero, one, two = variants(design, (0, 1, 2))
+    assert (zero.wavelet_family, zero.wavelet_gain, zero.wavelet_res_stacks, zero.down_t) == ("haar", 1.0, False, 2)
+    assert zero.output_smoothing_frames == 1.0  # the output filter acts without a wavelet too
+    assert (one, two.wavelet_levels, two.down_t, two.wavelet_family) == (design, 2, 0, "cdf53")

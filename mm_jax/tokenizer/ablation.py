@@ -37,6 +37,14 @@ def variants(base: TokenizerConfig, levels: tuple[int, ...], hold: str = "compre
     """
     if hold not in HOLDS:
         raise ConfigError(f"hold={hold!r} is not one of {HOLDS}")
+    # Fields with no effect without a wavelet go back to their defaults at 0 levels, so that
+    # row is the plain no-wavelet tokenizer whatever the design (and a finished run of it is reused).
+    plain = {f.name: f.default for f in dataclasses.fields(TokenizerConfig)
+             if f.name in ("wavelet_family", "wavelet_gain", "wavelet_res_stacks")}
+    return [dataclasses.replace(c, **plain) if c.wavelet_levels == 0 else c for c in _split(base, levels, hold)]
+
+
+def _split(base: TokenizerConfig, levels: tuple[int, ...], hold: str) -> list[TokenizerConfig]:
     if hold == "encoder":  # the window must divide by the largest compression (TokenizerConfig checks)
         return [dataclasses.replace(base, wavelet_levels=lv) for lv in levels]
     total = base.wavelet_levels + base.down_t

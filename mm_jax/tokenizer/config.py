@@ -51,6 +51,10 @@ class TokenizerConfig:
       encoder_dilations_descending: the encoder stacks use dilations
         9, 3, 1 (the reference, both stacks) instead of 1, 3, 9; the decoder
         always uses 9, 3, 1.
+      output_smoothing_frames: sigma (frames) of a fixed Gaussian low-pass
+        along time on the decoder's output (after the inverse wavelet and the
+        refinement head; radius ceil(3 sigma), edge-padded, no parameters),
+        in training and decoding alike; 0 = off.
     """
 
     feature_dim: int = 272
@@ -67,6 +71,7 @@ class TokenizerConfig:
     refine_width: int = 0
     latent_kernel: int = 3
     encoder_dilations_descending: bool = False
+    output_smoothing_frames: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "width", "depth", "dilation_growth", "window"):
@@ -86,6 +91,8 @@ class TokenizerConfig:
             raise ConfigError(f"wavelet_family={self.wavelet_family!r} is not one of {WAVELET_FAMILIES}")
         if not self.wavelet_gain > 0:
             raise ConfigError(f"wavelet_gain={self.wavelet_gain!r} must be > 0")
+        if not 0 <= self.output_smoothing_frames <= 8:
+            raise ConfigError(f"output_smoothing_frames={self.output_smoothing_frames!r} must be in [0, 8]")
         if self.refine_width < 0 or self.latent_kernel < 1:
             raise ConfigError(f"refine_width={self.refine_width} must be >= 0 and latent_kernel="
                               f"{self.latent_kernel} >= 1")

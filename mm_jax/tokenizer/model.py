@@ -7,7 +7,8 @@ the coefficient rate) with ``down_t`` stride-2 blocks -> ``z [B, N, d]`` ->
 FSQ -> codes ``[B, N]`` -> decoder (nearest upsampling, then the wavelet
 levels' stacks) -> ``[B, T/2^L, F*2^L]`` -> inverse DWT -> optional
 full-rate refinement head (zero-initialised, so it starts as the identity)
--> ``x_hat [B, T, F]``, with ``N = T / 2^(L + down_t)``. Everything is a
+-> optional fixed Gaussian low-pass along time -> ``x_hat [B, T, F]``, with
+``N = T / 2^(L + down_t)``. Everything is a
 pure function of ``params``. Modules added by the options have explicit
 names (``wavelet_stack_i``, ``refine``), so the parameter tree of a config
 without them is unchanged.
@@ -15,9 +16,12 @@ without them is unchanged.
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mm_jax import wavelet, wavelet_cdf53
 from mm_jax.errors import ShapeError
@@ -114,6 +118,26 @@ class RefineHead(nn.Module):
         return x_btf + nn.Conv(self.out_channels, (3,), padding="SAME", kernel_init=zero, bias_init=zero)(h)
 
 
+def smoothing_kernel(sigma: float) -> np.ndarray:
+    """Normalised Gaussian taps [2r + 1], r = ceil(3 sigma) (``[1.]`` for sigma 0)."""
+    if sigma <= 0:
+        return np.ones(1, np.float32)
+    r = math.ceil(3 * sigma)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    return (k / k.sum()).astype(np.float32)
+
+
+def smooth_time(x_btf: jax.Array, sigma: float) -> jax.Array:
+    """x [B, T, F] convolved along T with :func:`smoothing_kernel`, edge-padded (same length)."""
+    k = smoothing_kernel(sigma)
+    r = len(k) // 2
+    if r == 0:
+        return x_btf
+    t = x_btf.shape[1]
+    xp = jnp.concatenate([jnp.repeat(x_btf[:, :1], r, axis=1), x_btf, jnp.repeat(x_btf[:, -1:], r, axis=1)], axis=1)
+    return sum(float(k[i]) * xp[:, i:i + t] for i in range(len(k)))
+
+
 def _transform(cfg: TokenizerConfig):
     return wavelet_cdf53 if cfg.wavelet_family == "cdf53" else wavelet
 
@@ -150,7 +174,8 @@ class MotionTokenizer(nn.Module):
         """Grid codes [B, N, d] -> x_hat [B, N * frames_per_token, F]."""
         n = zhat_bnd.shape[1]
         x_hat = synthesise(self.decoder(zhat_bnd), self.cfg, n * self.cfg.frames_per_token)
-        return x_hat if self.refine is None else self.refine(x_hat)
+        x_hat = x_hat if self.refine is None else self.refine(x_hat)
+        return smooth_time(x_hat, self.cfg.output_smoothing_frames)
 
     def __call__(self, x_btf: jax.Array) -> tuple[jax.Array, jax.Array]:
         """x [B, T, F] -> (x_hat [B, T, F], token ids [B, N])."""
@@ -222,4 +247,5 @@ def context_frames(cfg: TokenizerConfig) -> int:
         reach += 4 * sum(2**k for k in range(cfg.wavelet_levels))
     if cfg.refine_width:
         reach += 6  # conv k3, blocks of dilation 1 and 3, conv k3
+    reach += len(smoothing_kernel(cfg.output_smoothing_frames)) // 2
     return reach + 2 * fine + cfg.frames_per_token
