@@ -26,6 +26,26 @@ from typing import Any, Callable, ContextManager
 import numpy as np
 
 from mm_jax import configs
+from mm_jax import train as decoder_train
+from mm_jax.errors import ConfigError
+from mm_jax.eval.evaluator import preset as evaluator_preset
+from mm_jax.eval.report import evaluate_decoder, write_report
+from mm_jax.eval.suite import evaluate_suite
+from mm_jax.eval.suite_report import write_suite_report
+from mm_jax.eval.train import train_evaluator
+from mm_jax.generate import generate
+from mm_jax.motion import features as mfeat
+from mm_jax.motion.loading import load_joints
+from mm_jax.motion.render import render_motion, render_side_by_side
+from mm_jax.motion.synth import PRESETS as SYNTH_PRESETS
+from mm_jax.motion.synth import dataset_statistics, load_dataset, synthesize
+from mm_jax.plot import plot_run
+from mm_jax.shards import write_shards
+from mm_jax.tokenizer import PRESETS as TOK_PRESETS
+from mm_jax.tokenizer import data as tdata
+from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data, reconstruct_batch
+from mm_jax.tokenizer.train import train as train_tokenizer
+from mm_jax.train import loop
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +93,6 @@ def _no_progress(*_args: Any, **_kwargs: Any):
 
 
 def _stage_data(cfg: DemoConfig, out: pathlib.Path, progress: ProgressFactory) -> pathlib.Path:
-    from mm_jax.motion.synth import PRESETS as SYNTH_PRESETS
-    from mm_jax.motion.synth import synthesize
 
     data_dir = out / "data"
     synth_cfg = dataclasses.replace(SYNTH_PRESETS["demo"], num=cfg.num_sequences, seed=cfg.seed)
@@ -89,9 +107,6 @@ def _stage_data(cfg: DemoConfig, out: pathlib.Path, progress: ProgressFactory) -
 
 
 def _stage_renders(data_dir: pathlib.Path, out: pathlib.Path, n: int) -> list[str]:
-    from mm_jax.motion.loading import load_joints
-    from mm_jax.motion.render import render_motion
-    from mm_jax.motion.synth import load_dataset
 
     ds = load_dataset(data_dir)
     paths = []
@@ -105,24 +120,17 @@ def _stage_renders(data_dir: pathlib.Path, out: pathlib.Path, n: int) -> list[st
 
 
 def _stage_tokenizer(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path, progress: ProgressFactory):
-    from mm_jax.tokenizer import PRESETS as TOK_PRESETS
-    from mm_jax.tokenizer.train import train
 
     mcfg, tcfg = TOK_PRESETS[cfg.tokenizer_preset]
     mcfg = dataclasses.replace(mcfg, fsq_levels=tuple(cfg.tokenizer_fsq_levels))
     tcfg = dataclasses.replace(tcfg, steps=cfg.tokenizer_steps, seed=cfg.seed)
     run = out / "tokenizer"
     with progress("tokenizer", unit="step") as bar:
-        train(mcfg, tcfg, data_dir, run, resume=True, progress=bar)
+        train_tokenizer(mcfg, tcfg, data_dir, run, resume=True, progress=bar)
     return run
 
 
 def _stage_reconstructions(data_dir: pathlib.Path, tok_dir: pathlib.Path, out: pathlib.Path, n: int):
-    from mm_jax.motion import features as mfeat
-    from mm_jax.motion.render import render_side_by_side
-    from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
-    from mm_jax.tokenizer import data as tdata
-    from mm_jax.tokenizer.artifact import reconstruct_batch
 
     tok = load_tokenizer(tok_dir)
     data = open_motion_data(data_dir, normalizer=tok.normalizer)  # the tokenizer's statistics
@@ -144,8 +152,6 @@ def _stage_reconstructions(data_dir: pathlib.Path, tok_dir: pathlib.Path, out: p
 
 def _stage_shards(cfg: DemoConfig, data_dir: pathlib.Path, tok_dir: pathlib.Path, out: pathlib.Path,
                   progress: ProgressFactory) -> dict[str, Any]:
-    from mm_jax.motion.synth import load_dataset
-    from mm_jax.shards import write_shards
 
     ds = load_dataset(data_dir)
     manifest: dict[str, Any] = {}
@@ -159,12 +165,9 @@ def _stage_shards(cfg: DemoConfig, data_dir: pathlib.Path, tok_dir: pathlib.Path
 
 def _stage_decoder(cfg: DemoConfig, tok_dir: pathlib.Path, out: pathlib.Path,
                    progress: ProgressFactory) -> dict[str, Any]:
-    from mm_jax import train
-    from mm_jax.train import loop
-    from mm_jax.plot import plot_run
 
     # S, N and the codebook come from the shards (mm_jax.train.sizes); N is capped at max_motion_tokens.
-    exp = train.apply_overrides(train.preset(cfg.decoder_preset), [
+    exp = decoder_train.apply_overrides(decoder_train.preset(cfg.decoder_preset), [
         f"shards_dir={out / 'shards'}", f"tokenizer_run={tok_dir}", f"train.steps={cfg.decoder_steps}",
         f"train.seed={cfg.seed}", f"pipeline.seed={cfg.seed}", f"pipeline.max_motion_tokens={cfg.max_motion_tokens}",
     ])
@@ -177,15 +180,12 @@ def _stage_decoder(cfg: DemoConfig, tok_dir: pathlib.Path, out: pathlib.Path,
 
 def _stage_evaluate(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
                     progress: ProgressFactory) -> dict[str, Any]:
-    from mm_jax.eval.evaluator import preset
-    from mm_jax.eval.report import evaluate_decoder, write_report
-    from mm_jax.eval.train import train_evaluator
 
     ev_dir = out / "evaluator"
     meta = ev_dir / "evaluator.json"
     if not (meta.exists() and json.loads(meta.read_text()).get("step") == cfg.evaluator_steps):
         with progress("evaluator", unit="step") as bar:
-            train_evaluator(preset(cfg.evaluator_preset), data_dir, ev_dir, steps=cfg.evaluator_steps,
+            train_evaluator(evaluator_preset(cfg.evaluator_preset), data_dir, ev_dir, steps=cfg.evaluator_steps,
                             progress=bar)
     report = evaluate_decoder(out / "decoder", ev_dir, data_dir, split="test", seed=cfg.seed)
     write_report(report, out / "eval_report")
@@ -194,9 +194,6 @@ def _stage_evaluate(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
 
 def _stage_suite(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
                  progress: ProgressFactory) -> dict[str, Any]:
-    from mm_jax.errors import ConfigError
-    from mm_jax.eval.suite import evaluate_suite
-    from mm_jax.eval.suite_report import write_suite_report
 
     suite = pathlib.Path(cfg.suite)
     if not suite.is_absolute() and not suite.is_file():  # an editable install: try the checkout's root
@@ -212,7 +209,6 @@ def _stage_suite(cfg: DemoConfig, data_dir: pathlib.Path, out: pathlib.Path,
 
 
 def _stage_generate(cfg: DemoConfig, out: pathlib.Path) -> list[str]:
-    from mm_jax.generate import generate
 
     records = generate(out / "decoder", list(cfg.prompts), out / "generated", seconds=5.0, seed=cfg.seed,
                        overwrite=True)  # a re-run of the demo replaces its own generations
@@ -227,7 +223,6 @@ def run_demo(
     report: Callable[[str], None] = log.info,
 ) -> dict[str, Any]:
     """Runs every stage; returns a summary dict (also written to summary.json)."""
-    from mm_jax.motion.synth import dataset_statistics, load_dataset
 
     progress = progress_factory or _no_progress
     out = pathlib.Path(out_dir)

@@ -45,10 +45,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from mm_jax import configs, sharding
+from mm_jax import configs, decoder_tokenizer, sharding
 from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from mm_jax.model.llama import abstract_params
+from mm_jax.motion.bvh import write_motion_bvh
+from mm_jax.motion.features import joints_from_features
+from mm_jax.motion.render import render_motion
+from mm_jax.sample import empty_text, max_tokens_for_seconds, min_tokens_for_seconds, sample, seed_key
+from mm_jax.text import encoder
+from mm_jax.text import weights as text_weights
+from mm_jax.text.tokenize import CLS_ID, SEP_ID, UNK_ID, TextTokenizer
+from mm_jax.tokenizer import model as tmodel
 from mm_jax.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -91,7 +99,6 @@ def load_decoder(run_dir: str | pathlib.Path, step: int | None = None) -> Loaded
 def load_tokenizer_of(dec: LoadedDecoder, decoder_run: str | pathlib.Path,
                       tokenizer_run: str | pathlib.Path | None = None) -> tuple[Any, pathlib.Path]:
     """(``LoadedTokenizer``, its run) of a loaded decoder: :func:`mm_jax.decoder_tokenizer.load`."""
-    from mm_jax import decoder_tokenizer
 
     return decoder_tokenizer.load(dec.exp, dec.meta, decoder_run=decoder_run, override=tokenizer_run)
 
@@ -127,11 +134,8 @@ def text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
     ``refuse_unknown``: a prompt whose word pieces are all [UNK] (no word the
     vocabulary knows: the model would read nothing of it) is a DataError.
     """
-    from mm_jax.text import encoder
-    from mm_jax.text import weights as text_weights
 
     if text_tokenizer is None:
-        from mm_jax.text.tokenize import TextTokenizer
 
         text_tokenizer = TextTokenizer.from_pretrained(max_tokens=exp.text.max_tokens)
     want = exp.text_vocab_identity
@@ -148,7 +152,6 @@ def text_features(exp: ExperimentConfig, prompts: list[str], text_tokenizer: Any
 
 
 def _refuse_all_unknown(prompts: list[str], batch: Any, vocab: str) -> None:
-    from mm_jax.text.tokenize import CLS_ID, SEP_ID, UNK_ID
 
     for i, (ids_s, mask_s) in enumerate(zip(np.asarray(batch.ids), np.asarray(batch.mask))):
         pieces = ids_s[mask_s]
@@ -166,7 +169,6 @@ def sample_codes(dec: LoadedDecoder, text_params: Any, text_psc: jax.Array, mask
     ``min_new_tokens``: the fewest codes before EOS may be drawn, one int for
     all prompts or [P] ints (one per prompt, shared by its K samples).
     """
-    from mm_jax.sample import empty_text, sample, seed_key
 
     text_bsc = jnp.repeat(text_psc, num_samples, axis=0)
     mask_bs = jnp.repeat(mask_ps, num_samples, axis=0)
@@ -191,7 +193,6 @@ def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
     Raises:
       DataError: an empty code list (there is no motion to decode).
     """
-    from mm_jax.tokenizer import model as tmodel
 
     if not len(codes) or any(len(c) == 0 for c in codes):
         raise DataError("decode_codes needs at least one code list and no empty ones")
@@ -206,8 +207,6 @@ def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def _write_sample(stem: pathlib.Path, features_tf: np.ndarray, prompt: str, render: bool) -> dict[str, Any]:
     """Writes one motion's features, joints, BVH (and GIF); returns their paths and frame count."""
-    from mm_jax.motion.bvh import write_motion_bvh
-    from mm_jax.motion.features import joints_from_features
 
     joints_tj3 = np.asarray(jax.jit(joints_from_features)(jnp.asarray(features_tf)))
     paths = {"features": f"{stem}.npy", "joints": f"{stem}_joints.npy", "bvh": f"{stem}.bvh"}
@@ -215,7 +214,6 @@ def _write_sample(stem: pathlib.Path, features_tf: np.ndarray, prompt: str, rend
     np.save(paths["joints"], joints_tj3)
     write_motion_bvh(paths["bvh"], features_tf)
     if render:
-        from mm_jax.motion.render import render_motion
 
         paths["gif"] = f"{stem}.gif"
         render_motion(joints_tj3, paths["gif"], title=prompt)
@@ -263,7 +261,6 @@ def _remove_previous(out: pathlib.Path) -> None:
 def _code_budget(seconds: float, frames_per_token: int, max_motion_tokens: int, decoder_run: Any
                  ) -> tuple[int, int]:
     """(codes for ``seconds``, ``max_new_tokens``); warns in one line when the model's length caps ``seconds``."""
-    from mm_jax.sample import max_tokens_for_seconds
 
     budget = max_tokens_for_seconds(seconds, frames_per_token=frames_per_token)
     max_new = min(budget + 1, max_motion_tokens - 1)  # + 1: room for EOS
@@ -317,8 +314,6 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
         not match (the tokenizer's identity is not the checkpoint's).
       NonFiniteError: decoded features with NaN/inf.
     """
-    from mm_jax.sample import min_tokens_for_seconds, seed_key
-    from mm_jax.tokenizer import model as tmodel
 
     prompts = _check_prompts(prompts)
     if not isinstance(num_samples, int) or num_samples < 1:

@@ -26,7 +26,8 @@ import numpy as np
 from mm_jax.curation import boxes, motion_filter, smpl, transitions
 from mm_jax.curation.captions import RuleParaphraser, SidecarCaptioner, with_paraphrases
 from mm_jax.curation.config import CurationConfig
-from mm_jax.curation.tracks import Track, interpolate, read_tracks, within
+from mm_jax.curation.detect_hog import detect_tracks
+from mm_jax.curation.tracks import interpolate, read_tracks, Track, within
 from mm_jax.errors import DataError
 
 
@@ -52,7 +53,6 @@ def _tracks(task: ShotTask, cfg: CurationConfig, detector) -> list[Track]:
         folder = pathlib.Path(cfg.detect.tracks_dir) if cfg.detect.tracks_dir else video.parent
         tracks, _, _ = read_tracks(folder / f"{video.stem}.tracks.json")
         return [interpolate(t) for t in (within(t, task.start, task.end) for t in tracks) if t is not None]
-    from mm_jax.curation.detect_hog import detect_tracks
 
     return detect_tracks(task.video, task.start, task.end, cfg.detect, detector)
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import pathlib
 
-from mm_jax.curation import results
-from mm_jax.curation.config import CurationConfig, config_dict
+from mm_jax.curation import report, results
+from mm_jax.curation.config import config_dict, CurationConfig
 from mm_jax.curation.runner_local import shot_stage, shot_work
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,6 @@ def run_beam(cfg: CurationConfig, videos_dir: str | pathlib.Path, out: str | pat
     """Runs the pipeline with ``beam_options`` and then the report; returns the funnel report dict."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from mm_jax.curation import report
 
     out = pathlib.Path(out).absolute()
     vids = [str(p.absolute()) for p in results.videos(videos_dir)]

@@ -19,9 +19,10 @@ import pathlib
 import time
 from typing import Callable
 
-from mm_jax.curation import results
-from mm_jax.curation.config import CurationConfig, config_dict
-from mm_jax.curation.process import ShotTask
+from mm_jax.curation import report, results, shots
+from mm_jax.curation.config import config_dict, CurationConfig
+from mm_jax.curation.detect_hog import HogDetector
+from mm_jax.curation.process import process_shot, ShotTask
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -30,7 +31,6 @@ _DETECTOR: dict = {}  # one HOG detector per worker process (OpenCV state), buil
 
 def shot_stage(video: str, out: str, cfg: CurationConfig) -> tuple[list[ShotTask], float]:
     """Stage 1 for one video (read back if done): (its kept shots as tasks, seconds spent)."""
-    from mm_jax.curation import shots
 
     path, t0 = results.shots_path(pathlib.Path(out), pathlib.Path(video)), time.perf_counter()
     if path.is_file():
@@ -47,13 +47,11 @@ def shot_stage(video: str, out: str, cfg: CurationConfig) -> tuple[list[ShotTask
 
 def shot_work(task: ShotTask, out: str, cfg: CurationConfig) -> str:
     """Stages 2-6 of one shot, result written atomically unless already there; returns the task's label."""
-    from mm_jax.curation.process import process_shot
 
     out_dir = pathlib.Path(out)
     if not results.is_done(out_dir, task):
         detector = None
         if cfg.detect.detector == "hog":
-            from mm_jax.curation.detect_hog import HogDetector
 
             detector = _DETECTOR.setdefault(cfg.detect, HogDetector(cfg.detect))
         result, feats, seconds = process_shot(task, cfg, detector=detector)
@@ -68,7 +66,6 @@ def _pool(workers: int) -> cf.Executor:
 def run_local(cfg: CurationConfig, videos_dir: str | pathlib.Path, out: str | pathlib.Path, *,
               workers: int = 1, progress: Progress | None = None, overwrite: bool = False) -> dict:
     """Runs every stage over the videos of ``videos_dir`` into ``out``; returns the funnel report dict."""
-    from mm_jax.curation import report
 
     out = pathlib.Path(out)
     vids = results.videos(videos_dir)

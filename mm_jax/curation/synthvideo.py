@@ -31,6 +31,7 @@ import numpy as np
 from mm_jax.curation.smpl import GvhmrParams, write_gvhmr_npz
 from mm_jax.curation.synthmotion import axis_angle, procedural_motion
 from mm_jax.motion import skeleton
+from mm_jax.motion.import_smpl import axis_angle_to_matrix
 from mm_jax.motion.retarget import smpl_forward_kinematics
 
 FPS = 30
@@ -94,7 +95,6 @@ def _plant(defect: str, rot: np.ndarray, root: np.ndarray, seed: int) -> tuple[n
     if defect == "jitter":
         bad = rng.random(len(root)) < 0.1
         noise = rng.normal(0.0, 0.3, (int(bad.sum()), 22, 3))
-        from mm_jax.motion.import_smpl import axis_angle_to_matrix
 
         rot[bad] = axis_angle_to_matrix(noise) @ rot[bad]  # limbs flicker; the root path stays smooth
     elif defect == "teleport":

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mm_jax import text
 from mm_jax.checkpoint import Checkpointer, load_params
 from mm_jax.errors import CheckpointError, ConfigError, DataError, ShapeError
 from mm_jax.motion.features import FEATURE_DIM
@@ -197,18 +198,15 @@ class TextEncoder:
 
     @classmethod
     def load(cls) -> "TextEncoder":
-        from mm_jax import text
 
         return cls(text.TextTokenizer.from_pretrained(max_tokens=TEXT_MAX_TOKENS), text.load_params())
 
     def identity(self) -> str:
-        from mm_jax import text
 
         return f"{self.tokenizer.vocab_identity()}|{text.weights_identity()}"
 
     def sentences(self, captions: Sequence[str]) -> np.ndarray:
         """Unit-norm MiniLM sentence embeddings [B, 384]; captions bucketed by length."""
-        from mm_jax import text
 
         captions = list(captions)
         if not captions:

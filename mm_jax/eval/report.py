@@ -35,6 +35,11 @@ from mm_jax.errors import ConfigError
 from mm_jax.eval import metrics as M
 from mm_jax.eval import quality as Q
 from mm_jax.eval.evaluator import embed_motion, embed_text, load_evaluator
+from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of, sample_codes, text_features
+from mm_jax.model import llama
+from mm_jax.motion.features import joints_from_features
+from mm_jax.motion.synth import load_dataset
+from mm_jax.sample import SEED_LIMIT, seed_key
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,6 @@ MM_PAIRS = 10
 def _sampled_codes(dec: Any, captions: list[str], tok: Any, *, seed: int, cfg_scale: float,
                    num_samples: int = 1) -> list[np.ndarray]:
     """Codes of ``num_samples`` motions per caption (caption-major), each cut at EOS (at least one code)."""
-    from mm_jax.generate import sample_codes, text_features
 
     text_params, text_psc, mask_ps = text_features(dec.exp, captions, None)
     max_new = dec.exp.model.max_motion_tokens - 1
@@ -64,7 +68,6 @@ def random_codes(rng: np.random.Generator, codebook_size: int, like: list[np.nda
 
 def _multimodality(ev: Any, tok: Any, codes: list[np.ndarray], num_texts: int, key: jax.Array) -> float:
     """MultiModality of ``codes`` (caption-major, ``len(codes) // num_texts`` motions per caption)."""
-    from mm_jax.generate import decode_codes
 
     emb = embed_motion(ev, decode_codes(tok, codes))
     return M.multimodality(emb.reshape(num_texts, len(codes) // num_texts, -1), key=key, num_pairs=MM_PAIRS)
@@ -73,7 +76,6 @@ def _multimodality(ev: Any, tok: Any, codes: list[np.ndarray], num_texts: int, k
 def _row(ev: Any, text_emb: np.ndarray, feats: list[np.ndarray], real_emb: np.ndarray | None,
          key: jax.Array) -> dict[str, float]:
     """Metrics of one row; R-precision pools min(32, n) captions (32 in the field's protocol)."""
-    from mm_jax.motion.features import joints_from_features
 
     emb = embed_motion(ev, feats)
     n = len(feats)
@@ -110,10 +112,6 @@ def evaluate_decoder(decoder_run: str | pathlib.Path, evaluator_dir: str | pathl
     is identity-checked against the decoder's checkpoint (:mod:`mm_jax.decoder_tokenizer`).
     ``seed`` is in [0, 2**32); the MultiModality draws use ``(seed + 1) % 2**32``.
     """
-    from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of
-    from mm_jax.model import llama
-    from mm_jax.motion.synth import load_dataset
-    from mm_jax.sample import SEED_LIMIT, seed_key
 
     seed_key(seed)  # ConfigError outside [0, 2**32), before anything is loaded
     ds = load_dataset(data_dir)

@@ -55,8 +55,14 @@ import jax
 import numpy as np
 
 from mm_jax.errors import ConfigError, DataError
-from mm_jax.eval.prompts import CATEGORIES, TAGS, Prompt, load_suite
-from mm_jax.motion.features import FPS
+from mm_jax.eval import quality as Q
+from mm_jax.eval.evaluator import embed_motion, embed_text, load_evaluator
+from mm_jax.eval.prompts import CATEGORIES, TAGS, load_suite, Prompt
+from mm_jax.eval.report import random_codes
+from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of, sample_codes, text_features
+from mm_jax.motion.features import FPS, joints_from_features
+from mm_jax.motion.synth import load_dataset
+from mm_jax.sample import max_tokens_for_seconds, min_tokens_for_seconds, seed_key
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +163,12 @@ def match_hits(sim_np: np.ndarray, owner_n: np.ndarray, keys: Sequence[tuple[str
 
 def _joints(feats: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Global joints [T, 22, 3] of each clip of raw features (one jitted function for all)."""
-    from mm_jax.motion.features import joints_from_features
 
     joints_fn = jax.jit(joints_from_features)
     return [np.asarray(joints_fn(f)) for f in feats]
 
 
 def _quality(joints: Sequence[np.ndarray]) -> list[dict[str, float]]:
-    from mm_jax.eval import quality as Q
 
     return [{"jerk": Q.jerk(j), "foot_skating": Q.foot_skating_ratio(j), "floating_m": Q.floating(j),
              "penetration_m": Q.penetration(j)} for j in joints]
@@ -193,7 +197,6 @@ def score_clips(ev: Any, text_pe: np.ndarray, feats: Sequence[np.ndarray], joint
         seconds) gets the :data:`FAILED` similarity and matches (NaN matches,
         a prompt without primitives, stay NaN). Off for real references.
     """
-    from mm_jax.eval.evaluator import embed_motion
 
     emb_ne = embed_motion(ev, feats)
     sim_np = emb_ne @ text_pe.T
@@ -262,8 +265,6 @@ def _per_cell(prompts: list[Prompt], per_cell: int | None) -> list[Prompt]:
 def _sample_suite(dec: Any, tok: Any, prompts: list[Prompt], text_tokenizer: Any, *, num_samples: int,
                   seed: int, cfg_scale: float, top_p: float, min_share: float) -> dict[str, Any]:
     """Samples every prompt: codes (at least one per clip), lengths, and each prompt's budget and floor."""
-    from mm_jax.generate import sample_codes, text_features
-    from mm_jax.sample import max_tokens_for_seconds, min_tokens_for_seconds
 
     fpt = tok.cfg.frames_per_token
     budgets = np.array([max_tokens_for_seconds(p.seconds, frames_per_token=fpt) for p in prompts])
@@ -285,7 +286,6 @@ def _sample_suite(dec: Any, tok: Any, prompts: list[Prompt], text_tokenizer: Any
 def _references(data_dir: str | pathlib.Path, prompts: list[Prompt], ev: Any, text_pe: np.ndarray,
                 limit: int) -> tuple[list[int], list[dict[str, float]] | None]:
     """(reference clips per prompt, per-prompt mean scores of them or None); no length rule."""
-    from mm_jax.motion.synth import load_dataset
 
     refs = find_references(load_dataset(data_dir), prompts, limit=limit)
     counts = [len(r) for r in refs]
@@ -352,10 +352,6 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
     Returns:
       (the report dict, joints [T, 22, 3] of each prompt's first sample).
     """
-    from mm_jax.eval.evaluator import embed_text, load_evaluator
-    from mm_jax.eval.report import random_codes
-    from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of
-    from mm_jax.sample import seed_key
 
     seed_key(seed)  # ConfigError outside [0, 2**32)
     if not isinstance(num_samples, int) or num_samples < 1:

@@ -41,6 +41,7 @@ from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError
 from mm_jax.eval import evaluator as E
 from mm_jax.eval import metrics as emetrics
+from mm_jax.motion.synth import load_dataset
 from mm_jax.tracking import MetricsWriter, truncate_metrics
 from mm_jax.train import recipe
 from mm_jax.train.interrupt import StopRequest
@@ -144,7 +145,6 @@ def train_evaluator(cfg: E.EvaluatorConfig, data_dir, out_dir, *, steps: int,
       LockError: another process is writing ``out_dir``.
       StorageError: the train state or a metrics row could not be written.
     """
-    from mm_jax.motion.synth import load_dataset
 
     out_dir = pathlib.Path(out_dir)
     ds = load_dataset(data_dir)

@@ -23,6 +23,7 @@ import ml_dtypes
 import numpy as np
 
 from mm_jax import configs
+from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import ExportError
 from mm_jax.export import hf
 from mm_jax.model.config import ModelConfig
@@ -72,7 +73,6 @@ def import_torch(export_dir: str | pathlib.Path, out_run: str | pathlib.Path, *,
       ExportError: not an mm_jax export, tensors that do not fit its config, or an existing ``out_run``
         without ``overwrite``.
     """
-    from mm_jax.checkpoint import Checkpointer
 
     export_dir, out = pathlib.Path(export_dir), pathlib.Path(out_run)
     cfg_path = export_dir / "config.json"

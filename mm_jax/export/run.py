@@ -35,7 +35,11 @@ from typing import Any
 from mm_jax import configs
 from mm_jax.errors import CheckpointError, ExportError
 from mm_jax.export import aux_maps, hf
+from mm_jax.export import verify as check
 from mm_jax.export.writer import DEFAULT_SHARD_BYTES, write_safetensors
+from mm_jax.generate import load_decoder, load_tokenizer_of
+from mm_jax.text.config import model_dir
+from mm_jax.text.weights import frozen_params
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,6 @@ def _prepare_out(out: pathlib.Path, overwrite: bool) -> pathlib.Path:
 
 def _load(run_dir: pathlib.Path, step: int | None) -> tuple[Any, Any]:
     """(LoadedDecoder, LoadedTokenizer) of a run; ExportError naming the run when either cannot be loaded."""
-    from mm_jax.generate import load_decoder, load_tokenizer_of
 
     if not (run_dir / "config.json").is_file():
         raise ExportError(f"{run_dir} is not an mm_jax decoder run: config.json is missing "
@@ -83,7 +86,6 @@ def _load(run_dir: pathlib.Path, step: int | None) -> tuple[Any, Any]:
 
 def _vocab_file(exp: Any) -> pathlib.Path | None:
     """The wheel's vocab.txt when the run's text vocabulary is the pretrained one, else None."""
-    from mm_jax.text.config import model_dir
 
     try:
         path = model_dir() / "vocab.txt"
@@ -114,7 +116,6 @@ def _mm_jax_section(dec: Any, tok: Any, run_dir: pathlib.Path, text_ident: str, 
 
 
 def _write_text(partial: pathlib.Path, exp: Any) -> tuple[str, bool]:
-    from mm_jax.text.weights import frozen_params
 
     params, ident = frozen_params(exp.text, exp.text_weights, exp.train.seed)
     write_safetensors(partial / TEXT_DIR, "model", aux_maps.text_tensors(exp.text, params))
@@ -186,7 +187,6 @@ def export_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, dtyp
     result = ExportResult(out, sorted(p.name for p in out.iterdir()), dec.step, seconds)
     if not verify:
         return result
-    from mm_jax.export import verify as check
 
     parity = check.check(out, dec.exp.model, dec.params)
     tok_diff = check.tokenizer_decode_diff(out, tok)

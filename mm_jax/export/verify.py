@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from mm_jax.model.config import ModelConfig
+from mm_jax.model.llama import forward
+from mm_jax.sample import sample, seed_key
+from mm_jax.tokenizer import model as tmodel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +58,6 @@ def logit_diff(cfg: ModelConfig, params: Any, torch_model: Any, inputs: dict[str
     import jax
     import torch
 
-    from mm_jax.model.llama import forward
-
     names = ("text", "text_mask", "motion", "motion_mask")
     want = np.asarray(jax.jit(forward, static_argnums=0)(cfg, params, *(inputs[k] for k in names)))
     with torch.no_grad():
@@ -72,7 +73,6 @@ def greedy_tokens(cfg: ModelConfig, params: Any, torch_model: Any, inputs: dict[
     import jax.numpy as jnp
     import torch
 
-    from mm_jax.sample import sample, seed_key
     from mm_jax.torch_port.sampler import sample as torch_sample
 
     text, mask = inputs["text"], inputs["text_mask"]
@@ -105,7 +105,6 @@ def tokenizer_decode_diff(export_dir: str | pathlib.Path, tok: Any, *, tokens: i
     import jax
     import torch
 
-    from mm_jax.tokenizer import model as tmodel
     from mm_jax.torch_port.tokenizer import MotionTokenizer
 
     ids = np.random.default_rng(seed).integers(0, tok.cfg.codebook_size, (2, tokens)).astype(np.int32)

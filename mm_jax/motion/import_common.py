@@ -34,6 +34,8 @@ from typing import Callable, NamedTuple, Sequence, TypeVar
 import numpy as np
 
 from mm_jax.errors import DataError
+from mm_jax.motion import features as mfeat
+from mm_jax.motion.synth.storage import check_target, DatasetWriter
 
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
@@ -115,7 +117,6 @@ def joint_features(joints: np.ndarray, local_rot: np.ndarray) -> np.ndarray:
     values are unchanged (frame 0 and the lowest y over the clip stay the same; a frame's features
     depend only on it and the frame before).
     """
-    from mm_jax.motion import features as mfeat
 
     t = len(joints)
     pad = max(64, 1 << (t - 1).bit_length()) - t
@@ -227,7 +228,6 @@ def write_dataset(
       DataError: no item imported (the message names the first reasons), or
         ``out_dir`` is not empty and holds another data set (pass overwrite).
     """
-    from mm_jax.motion.synth.storage import DatasetWriter
 
     out_dir = pathlib.Path(out_dir)
     stage = _reimport_stage(out_dir, report, overwrite)
@@ -271,7 +271,6 @@ def _reimport_stage(out_dir: pathlib.Path, report: ImportReport, overwrite: bool
       DataError: ``out_dir`` is not empty, ``overwrite`` is false and it does
         not hold an import of the same source by the same importer.
     """
-    from mm_jax.motion.synth.storage import check_target
 
     try:
         check_target(out_dir, overwrite)

@@ -21,6 +21,8 @@ import numpy as np
 from mm_jax.errors import DataError, FormatError, ShapeError
 from mm_jax.motion import features as mfeat
 from mm_jax.motion import skeleton
+from mm_jax.motion.retarget import import_bvh_source
+from mm_jax.motion.synth import load_dataset
 from mm_jax.motion.validate import validate_features
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -84,7 +86,6 @@ def joints_of_array(arr: np.ndarray, what: str) -> np.ndarray:
 
 def _dataset_sequence(spec: str) -> tuple[np.ndarray, dict]:
     """(features [T, 272], record) of a ``DATASET_DIR:ID`` or ``DATASET_DIR:INDEX`` spec."""
-    from mm_jax.motion.synth import load_dataset
 
     data_dir, key = spec.rsplit(":", 1)
     ds = load_dataset(data_dir)
@@ -111,7 +112,6 @@ def load_joints(spec: str) -> tuple[np.ndarray, str]:
     if path.suffix.lower() == ".npy" and path.exists():
         return joints_of_array(read_npy(path), str(path)), path.stem
     if path.suffix.lower() == ".bvh" and path.exists():
-        from mm_jax.motion.retarget import import_bvh_source
 
         # The file's own joints (its bone lengths), not the motion re-posed on SMPL's offsets.
         return np.asarray(import_bvh_source(path).joints, np.float32), path.stem

@@ -43,6 +43,8 @@ import numpy as np
 from mm_jax.errors import ConfigError, ShapeError
 from mm_jax.model.config import ModelConfig
 from mm_jax.model.llama import decode_step, forward, prefill
+from mm_jax.text.encoder import encode
+from mm_jax.text.tokenize import empty_prompt
 
 _MASKED = -jnp.inf
 SEED_LIMIT = 2**32  # jax.random.key(seed) keeps seed mod 2**32 (x64 off): larger seeds would repeat streams
@@ -308,8 +310,6 @@ def empty_text(text_params: dict, *, max_tokens: int, batch: int = 1) -> tuple[j
     The tokenizer refuses empty captions, so the ids come from
     :func:`mm_jax.text.tokenize.empty_prompt` and run through the frozen encoder.
     """
-    from mm_jax.text.encoder import encode
-    from mm_jax.text.tokenize import empty_prompt
 
     if max_tokens < 2 or batch < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 2 and batch={batch} >= 1")

@@ -19,7 +19,8 @@ import numpy as np
 
 from mm_jax.errors import DataError, MmJaxError
 from mm_jax.shards.manifest import nonempty_splits, read_manifest, split_entry
-from mm_jax.shards.record import ShardRecord, decode_record
+from mm_jax.shards.reader import ShardSource
+from mm_jax.shards.record import decode_record, ShardRecord
 from mm_jax.shards.writer import file_sha256
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,6 @@ def inspect_shards(shards_dir: str | pathlib.Path, num_records: int = 3, *, spli
       split: which split to show records of (default: the first in the manifest).
       verify: run :func:`verify_shards` (raises DataError on a bad shard).
     """
-    from mm_jax.shards.reader import ShardSource
 
     root = pathlib.Path(shards_dir)
     manifest = read_manifest(root)

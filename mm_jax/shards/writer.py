@@ -39,9 +39,13 @@ import numpy as np
 
 from mm_jax import runlock
 from mm_jax.errors import ConfigError, DataError, DiskFullError, ShapeError
+from mm_jax.motion.synth import load_dataset
 from mm_jax.shards import cleanup
 from mm_jax.shards import manifest as mf
-from mm_jax.shards.record import VERSION, ShardRecord, caption_rows, encode_record
+from mm_jax.shards.record import VERSION, caption_rows, encode_record, ShardRecord
+from mm_jax.text.config import TextConfig
+from mm_jax.text.tokenize import TextTokenizer
+from mm_jax.tokenizer.artifact import MAX_BATCH_FRAMES, encode_sequences, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +120,6 @@ def write_shards(
         the shards and manifest already in place are kept.
     """
     if isinstance(data_dir, (str, pathlib.Path)):
-        from mm_jax.motion.synth import load_dataset
 
         dataset, source = load_dataset(data_dir), str(pathlib.Path(data_dir).absolute())
     else:
@@ -130,11 +133,9 @@ def write_shards(
 
 def _make_encoders(tokenizer_run: Any, encode_fn: EncodeFn | None, tokenizer_identity: dict | None,
                    text_tokenizer: Any, text_max_tokens: int, max_batch_frames: int | None) -> _Encoders:
-    from mm_jax.text.config import TextConfig
 
     text_cfg = TextConfig(max_tokens=text_max_tokens)
     if text_tokenizer is None:
-        from mm_jax.text.tokenize import TextTokenizer
 
         text_tokenizer = TextTokenizer.from_config(text_cfg)
     if text_tokenizer.max_tokens != text_max_tokens:
@@ -144,7 +145,6 @@ def _make_encoders(tokenizer_run: Any, encode_fn: EncodeFn | None, tokenizer_ide
     if encode_fn is None and tokenizer_run is None:
         raise ConfigError("write_shards needs tokenizer_run (a trained tokenizer) or an encode_fn")
     if tokenizer_run is not None and (encode_fn is None or tokenizer_identity is None):
-        from mm_jax.tokenizer.artifact import MAX_BATCH_FRAMES, encode_sequences, load_tokenizer
 
         tok = load_tokenizer(tokenizer_run)
         tokenizer_identity = tokenizer_identity or tok.identity()

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mm_jax.errors import CheckpointError
-from mm_jax.text.config import MODEL_PACKAGE, TextConfig, model_dir
+from mm_jax.text import encoder
+from mm_jax.text.config import MODEL_PACKAGE, model_dir, TextConfig
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +211,6 @@ def frozen_params(text_cfg: TextConfig, weights: str, seed: int) -> tuple[dict, 
         else for a random init (tests, benchmarks).
       seed: the run's seed; a random init uses its subkey 2 (``fold_in(key(seed), 2)``).
     """
-    from mm_jax.text import encoder
 
     if weights == "pretrained":
         params = load_params(config=text_cfg)

@@ -33,7 +33,9 @@ from mm_jax.model.config import ModelConfig
 from mm_jax.model.llama import abstract_params, init_params
 from mm_jax.pipeline import PipelineConfig
 from mm_jax.text import weights as text_weights_module
-from mm_jax.text.config import TextConfig
+from mm_jax.text.config import model_dir, TextConfig
+from mm_jax.text.tokenize import read_vocab
+from mm_jax.tokenizer.config import TokenizerConfig
 from mm_jax.train.config import ExperimentConfig, TrainConfig
 from mm_jax.train.recipe import TrainState
 from mm_jax.train.step import BATCH_KEYS, make_eval_step, make_optimizer, make_train_step
@@ -179,8 +181,6 @@ def vocab_identity(text_cfg: TextConfig) -> str:
     Computed here from vocab.txt so the training process never imports
     tensorflow (building a ``TextTokenizer`` does).
     """
-    from mm_jax.text.config import model_dir
-    from mm_jax.text.tokenize import read_vocab
 
     vocab = read_vocab(model_dir() / "vocab.txt")
     digest = hashlib.sha256("".join(t + "\n" for t in vocab).encode("utf-8")).hexdigest()
@@ -198,7 +198,6 @@ def tokenizer_identity(exp: ExperimentConfig) -> dict[str, Any]:
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{exp.tokenizer_run} is not a tokenizer run: "
                               f"cannot read {path}: {e}") from None
-    from mm_jax.tokenizer.config import TokenizerConfig
 
     tok = configs.from_dict(TokenizerConfig, saved["config"])
     if list(tok.fsq_levels) != ident["fsq_levels"]:
