@@ -4,7 +4,17 @@ Each stage defines its own frozen ``kw_only`` dataclass (``SynthConfig``,
 ``TokenizerConfig``, ``ModelConfig``...) with a ``PRESETS`` dict next to it.
 This module holds what they share: building a config from a dict while
 refusing unknown keys, typed ``key=value`` overrides from the command line,
-preset lookup with a helpful error, and JSON round trips.
+config files (YAML or JSON) turned into the same overrides, preset lookup
+with a helpful error, and JSON round trips.
+
+Config files (``--config FILE``): a mapping whose keys are the ``--set`` keys
+of the command; nested mappings become dotted keys (``train: {lr: 3e-4}`` is
+``train.lr=3e-4``), lists become comma lists (``fsq_levels: [8, 5, 5]``) and
+null is ``none``. :func:`file_overrides` flattens a file into ``key=value``
+strings, so a file is parsed, type-checked and reported exactly like
+``--set`` (an unknown key or a value of the wrong type is a ConfigError
+naming the dotted key); ``--set`` is applied after the file. YAML needs
+PyYAML (``.yaml``/``.yml``); ``.json`` needs nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _parse_value(text: str, tp: Any, key: str) -> Any:
-    """Parses a command-line string into a value of type ``tp``."""
+    """Parses a command-line string into a value of type ``tp`` (ConfigError naming ``key``)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -96,12 +106,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
+def apply_overrides(cfg: C, overrides: Sequence[str], *, prefix: str = "") -> C:
     """Applies ``key=value`` strings to a config with typed parsing.
 
     Args:
       cfg: a frozen config dataclass.
       overrides: strings such as ``"width=128"`` or ``"levels=8,8,5"``.
+      prefix: prepended to the keys named in errors (``"train."`` for a section).
 
     Returns:
       A new config (``dataclasses.replace``); the input is unchanged.
@@ -118,10 +129,76 @@ def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
         key = key.strip()
         if key not in types_:
             raise ConfigError(
-                f"unknown {type(cfg).__name__} key {key!r}; valid keys: {', '.join(sorted(types_))}"
+                f"unknown {type(cfg).__name__} key {prefix + key!r}; valid keys: {', '.join(sorted(types_))}"
             )
-        changes[key] = _parse_value(text.strip(), types_[key], key)
+        changes[key] = _parse_value(text.strip(), types_[key], prefix + key)
     return dataclasses.replace(cfg, **changes)
+
+
+def read_config_file(path: str | pathlib.Path) -> dict[str, Any]:
+    """The mapping in a ``.yaml``/``.yml`` (PyYAML) or ``.json`` config file.
+
+    Raises:
+      ConfigError: a missing or unparsable file, another suffix, or a top level that is not a mapping.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".json"):
+        raise ConfigError(f"config file {path}: suffix {suffix or '(none)'!r} is not one of .yaml, .yml, .json")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(f"config file {path}: YAML needs PyYAML (pip install pyyaml); "
+                              "or write the file as .json") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return dict(data)
+
+
+def _scalar_text(value: Any, key: str) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ConfigError(f"{key}: a {type(value).__name__} value is not a config value (scalar, list or mapping)")
+
+
+def file_overrides(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """A config file's mapping as ``key=value`` strings (nested mappings -> dotted keys, lists -> ``a,b``).
+
+    Raises:
+      ConfigError: a non-string key, or a list holding a mapping or a list (naming the dotted key).
+    """
+    out: list[str] = []
+    for k, value in data.items():
+        if not isinstance(k, str) or not k:
+            raise ConfigError(f"config key {prefix}{k!r} must be a non-empty string")
+        key = prefix + k
+        if isinstance(value, Mapping):
+            out += file_overrides(value, key + ".")
+        elif isinstance(value, (list, tuple)):
+            out.append(f"{key}=" + ",".join(_scalar_text(v, key) for v in value))
+        else:
+            out.append(f"{key}={_scalar_text(value, key)}")
+    return out
 
 
 def save_json(cfg: Any, path: str | pathlib.Path) -> None:
