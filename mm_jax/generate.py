@@ -61,6 +61,8 @@ from mm_jax.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
+_decode = jax.jit(tmodel.decode, static_argnums=2)  # codes [B, N] -> normalised features [B, T, F]
+
 
 @dataclasses.dataclass(frozen=True)
 class LoadedDecoder:
@@ -188,7 +190,7 @@ def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
     compile per longest length) and each output is cut back to its own length.
     The conv decoder is not causal, so the frames within its receptive field of
     a row's end see that padding; decoding rows one by one (as :func:`generate`
-    does) avoids it at one call per row.
+    does) avoids it at one call (and one compile per length) per row.
 
     Raises:
       DataError: an empty code list (there is no motion to decode).
@@ -200,7 +202,7 @@ def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
     ids = np.zeros((len(codes), n_max), np.int32)
     for i, c in enumerate(codes):
         ids[i, : len(c)], ids[i, len(c):] = c, c[-1]
-    feats = np.asarray(jax.jit(tmodel.decode, static_argnums=2)(tok.params, jnp.asarray(ids), tok.cfg))
+    feats = np.asarray(_decode(tok.params, jnp.asarray(ids), tok.cfg))
     fpt = tok.cfg.frames_per_token
     return [np.asarray(tok.normalizer.denormalize(f[: len(c) * fpt]), np.float32) for f, c in zip(feats, codes)]
 
@@ -271,6 +273,41 @@ def _code_budget(seconds: float, frames_per_token: int, max_motion_tokens: int, 
     return budget, max_new
 
 
+def _check_request(prompts: Sequence[str], num_samples: int, seconds: float, seed: int) -> list[str]:
+    """The checked prompts; ConfigError on a bad count, length or seed (before any model is loaded)."""
+    prompts = _check_prompts(prompts)
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (math.isfinite(seconds)
+                                                                                  and seconds > 0):
+        raise ConfigError(f"seconds={seconds!r} must be a finite number > 0 (the longest motion)")
+    seed_key(seed)  # ConfigError outside [0, 2**32)
+    return prompts
+
+
+def _write_samples(out: pathlib.Path, tok: Any, prompts: list[str], num_samples: int, tokens_bn: np.ndarray,
+                   lengths_b: np.ndarray, *, render: bool, progress: Any) -> list[dict[str, Any]]:
+    """Decodes each row on its own (no padding in the conv decoder's view) and writes its files."""
+    results = []
+    for b, (codes_n, n) in enumerate(zip(tokens_bn, lengths_b)):
+        i, k = divmod(b, num_samples)
+        rec = {"prompt": prompts[i], "prompt_index": i, "sample": k, "num_tokens": int(n),
+               "codes": codes_n[:n].tolist(), "empty": int(n) == 0, "frames": 0, "paths": {}}
+        if n > 0:
+            (feats_tf,) = decode_codes(tok, [codes_n[:n]])
+            if not np.isfinite(feats_tf).all():
+                raise NonFiniteError(f"decoded features of prompt {i} ({prompts[i]!r}) sample {k} "
+                                     "are not finite")
+            rec.update(_write_sample(out / f"{i:03d}_{slug(prompts[i])}_{k}", feats_tf, prompts[i], render))
+        else:
+            log.warning("prompt %d (%r) sample %d: no motion codes before EOS; nothing written",
+                        i, prompts[i], k)
+        results.append(rec)
+        if progress is not None:
+            progress(b + 1, len(tokens_bn))
+    return results
+
+
 def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: str | pathlib.Path, *,
              num_samples: int = 1, seconds: float = 4.0, min_seconds: float = 0.0, cfg_scale: float = 2.5,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 0.95, seed: int = 0, render: bool = True,
@@ -315,13 +352,7 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
       NonFiniteError: decoded features with NaN/inf.
     """
 
-    prompts = _check_prompts(prompts)
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (math.isfinite(seconds)
-                                                                                  and seconds > 0):
-        raise ConfigError(f"seconds={seconds!r} must be a finite number > 0 (the longest motion)")
-    seed_key(seed)  # ConfigError outside [0, 2**32), before any model is loaded
+    prompts = _check_request(prompts, num_samples, seconds, seed)
     out = pathlib.Path(out_dir)
     _check_out_dir(out, prompts, num_samples, overwrite)
     dec = load_decoder(decoder_run)
@@ -338,25 +369,8 @@ def generate(decoder_run: str | pathlib.Path, prompts: Sequence[str], out_dir: s
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
         _remove_previous(out)
-    decode = jax.jit(tmodel.decode, static_argnums=2)
-    results = []
-    for b, (codes_n, n) in enumerate(zip(tokens_bn, np.minimum(lengths_b, budget))):
-        i, k = divmod(b, num_samples)
-        rec = {"prompt": prompts[i], "prompt_index": i, "sample": k, "num_tokens": int(n),
-               "codes": codes_n[:n].tolist(), "empty": int(n) == 0, "frames": 0, "paths": {}}
-        if n > 0:
-            feats_tf = np.asarray(tok.normalizer.denormalize(
-                np.asarray(decode(tok.params, jnp.asarray(codes_n[None, :n]), tok.cfg))[0]), np.float32)
-            if not np.isfinite(feats_tf).all():
-                raise NonFiniteError(f"decoded features of prompt {i} ({prompts[i]!r}) sample {k} "
-                                     "are not finite")
-            rec.update(_write_sample(out / f"{i:03d}_{slug(prompts[i])}_{k}", feats_tf, prompts[i], render))
-        else:
-            log.warning("prompt %d (%r) sample %d: no motion codes before EOS; nothing written",
-                        i, prompts[i], k)
-        results.append(rec)
-        if progress is not None:
-            progress(b + 1, len(tokens_bn))
+    results = _write_samples(out, tok, prompts, num_samples, tokens_bn, np.minimum(lengths_b, budget),
+                             render=render, progress=progress)
     doc = {"decoder_run": str(decoder_run), "decoder_step": dec.step, "tokenizer_run": str(tok_run),
            "tokenizer_step": tok.step, "seed": seed, "num_samples": num_samples, "seconds": seconds,
            "min_seconds": min_seconds, "max_new_tokens": max_new, "min_new_tokens": min_new, **options,

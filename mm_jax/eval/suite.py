@@ -322,6 +322,34 @@ def _records(prompts: list[Prompt], drawn: dict[str, Any], per: dict[str, list[d
     return records
 
 
+def _check_options(seed: int, num_samples: int, min_share: float) -> None:
+    """ConfigError on a seed outside [0, 2**32), a count < 1 or a floor outside [0, 1]."""
+    seed_key(seed)
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
+    if not (math.isfinite(min_share) and 0 <= min_share <= 1):
+        raise ConfigError(f"min_share={min_share!r} must be in [0, 1] (a share of each prompt's seconds)")
+
+
+def _score_generated(ev: Any, tok: Any, prompts: list[Prompt], text_pe: np.ndarray, drawn: dict[str, Any],
+                     seed: int) -> tuple[dict[str, list], list[np.ndarray], list[float]]:
+    """Per-prompt scores of the model's motions and of random codes of the same lengths, plus the
+    model's joints [T, 22, 3] and seconds per clip."""
+    codes, owner = drawn["codes"], drawn["owner"]
+    keys, asked = [tuple(p.primitives) for p in prompts], [p.seconds for p in prompts]
+    random_baseline = random_codes(np.random.default_rng(seed), tok.cfg.codebook_size, codes)
+    log.info("decoding and scoring %d generated and %d random motions", len(codes), len(codes))
+    per, model_joints, model_seconds = {}, [], []
+    for source, source_codes in (("model", codes), ("random", random_baseline)):
+        feats = decode_codes(tok, source_codes)
+        joints = _joints(feats)
+        per[source] = _mean_per_prompt(score_clips(ev, text_pe, feats, joints, owner, keys, asked, fps=FPS),
+                                       owner, len(prompts))
+        if source == "model":
+            model_joints, model_seconds = joints, [len(f) / FPS for f in feats]
+    return per, model_joints, model_seconds
+
+
 def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib.Path,
                    suite_path: str | pathlib.Path, *, data_dir: str | pathlib.Path | None = None,
                    num_samples: int = 1, seed: int = 0, cfg_scale: float = 2.5, top_p: float = 0.95,
@@ -353,30 +381,15 @@ def evaluate_suite(decoder_run: str | pathlib.Path, evaluator_dir: str | pathlib
       (the report dict, joints [T, 22, 3] of each prompt's first sample).
     """
 
-    seed_key(seed)  # ConfigError outside [0, 2**32)
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ConfigError(f"num_samples={num_samples!r} must be a positive int")
-    if not (math.isfinite(min_share) and 0 <= min_share <= 1):
-        raise ConfigError(f"min_share={min_share!r} must be in [0, 1] (a share of each prompt's seconds)")
+    _check_options(seed, num_samples, min_share)
     prompts = _per_cell(load_suite(suite_path), per_cell)
     ev = evaluator if evaluator is not None else load_evaluator(evaluator_dir)
     dec = load_decoder(decoder_run)
     tok, tok_run = load_tokenizer_of(dec, decoder_run, tokenizer_run)
-    keys, asked = [tuple(p.primitives) for p in prompts], [p.seconds for p in prompts]
     drawn = _sample_suite(dec, tok, prompts, text_tokenizer, num_samples=num_samples, seed=seed,
                           cfg_scale=cfg_scale, top_p=top_p, min_share=min_share)
-    codes, owner = drawn["codes"], drawn["owner"]
-    random_baseline = random_codes(np.random.default_rng(seed), tok.cfg.codebook_size, codes)
     text_pe = embed_text(ev, [p.prompt for p in prompts])
-    log.info("decoding and scoring %d generated and %d random motions", len(codes), len(codes))
-    per, model_joints, model_seconds = {}, [], []
-    for source, source_codes in (("model", codes), ("random", random_baseline)):
-        feats = decode_codes(tok, source_codes)
-        joints = _joints(feats)
-        per[source] = _mean_per_prompt(score_clips(ev, text_pe, feats, joints, owner, keys, asked, fps=FPS),
-                                       owner, len(prompts))
-        if source == "model":
-            model_joints, model_seconds = joints, [len(f) / FPS for f in feats]
+    per, model_joints, model_seconds = _score_generated(ev, tok, prompts, text_pe, drawn, seed)
     ref_counts = [0] * len(prompts)
     if data_dir is not None:
         ref_counts, ref_scores = _references(data_dir, prompts, ev, text_pe, max_references)
