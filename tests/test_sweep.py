@@ -171,9 +171,25 @@ def micro_sweep(tiny_dataset, tiny_tokenizer, tmp_path_factory):
     from mm_jax.eval.train import train_evaluator
     from mm_jax.shards import write_shards
 
+    from mm_jax.motion.synth import load_dataset
+
+    class TestAsVal:  # the tiny set's val split holds 1 sequence: validate on its 6 test sequences
+        def __init__(self, ds):
+            self.ds = ds
+
+        def ids(self, split):
+            return self.ds.ids("test" if split == "val" else split)
+
+        def record(self, key):
+            return self.ds.record(key)
+
+        def sequence(self, key):
+            return self.ds.sequence(key)
+
     root = tmp_path_factory.mktemp("sweep")
+    view = TestAsVal(load_dataset(tiny_dataset))
     for split in ("train", "val"):
-        write_shards(tiny_dataset, tiny_tokenizer, root / "shards", split=split, num_shards=1, text_max_tokens=16)
+        write_shards(view, tiny_tokenizer, root / "shards", split=split, num_shards=1, text_max_tokens=16)
     train_evaluator(preset("tiny"), tiny_dataset, root / "ev", steps=4)
     spec = {"name": "micro", "base_preset": "tiny",
             "overrides": ["pipeline.global_batch_size=4", "train.val_every=4", "train.val_batches=1",
@@ -194,12 +210,14 @@ def test_micro_sweep_schema_resume_fit_and_plots(micro_sweep, tmp_path):
 
     out = tmp_path / "out"
     ckpt_b = out / "points" / "b-tk-f1-s0" / "checkpoints" / "4"
-    proc = subprocess.Popen(_cli("sweep", "run", str(micro_sweep), "--out", str(out)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    log_path = tmp_path / "first_run.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(_cli("sweep", "run", str(micro_sweep), "--out", str(out)), stdout=log_file,
+                                stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.time() + 900
     while not ckpt_b.is_dir() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert proc.poll() is None, "the sweep ended before point b reached its first checkpoint"
+    assert proc.poll() is None, "the sweep ended before point b's first checkpoint:\n" + log_path.read_text()[-3000:]
     os.kill(proc.pid, signal.SIGKILL)  # mid-run: point a is recorded, point b is at step >= 4 of 60
     proc.wait()
     assert R.finished_points(out) == {"a-tk-f1-s0"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from mm_jax.cli.common import progress_bar
 
@@ -49,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import jax
 
-    from mm_jax.cli.train_cmd import report_stop
     from mm_jax.sweep.runner import run_sweep
     from mm_jax.sweep.spec import load_spec
     from mm_jax.train.interrupt import stop_on_signals
@@ -61,7 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     with stop_on_signals(multi_host=bool(args.coordinator)) as stop:
         written = run_sweep(spec, args.out, only=args.point, progress_factory=progress_bar, stop=stop, report=print)
     if stop.stopped_at is not None:
-        return report_stop("sweep", stop, args.out)
+        print(f"mm-jax: sweep stopped by {stop.name} at step {stop.stopped_at}; checkpoint saved in {args.out}; "
+              "run the same command again to resume", file=sys.stderr)
+        return stop.exit_code()
     print(f"{len(written)} points written to {args.out}/runs.jsonl")
     return 0
 
