@@ -1,27 +1,36 @@
-"""Train-step throughput of the decoder on this CPU: JAX beside a PyTorch port, one run.
+"""Train-step throughput of the decoder on this CPU: JAX variants beside PyTorch, interleaved repeats, one process.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_train_step.py [--presets tiny,small] [--batch 8]
-        [--text-tokens 32] [--motion-tokens 128] [--steps 10] [--variant default]
-        [--no-torch] [--torch-compile] [--malloc-reuse] [--json]
+        [--text-tokens 32] [--motion-tokens 128] [--steps 3] [--repeats 5]
+        [--variant default,full_head,chunk,bf16] [--torch eager,compile] [--syncs] [--json FILE]
 
-For each preset: a jitted JAX train step (``value_and_grad`` of
-``loss.forward_loss`` + ``optax.adamw``, params and optimizer state donated)
-on a fixed batch [B, S text | N motion] (default 8 x (32 + 128) = 1,280
-positions), timed after 2 warm-up steps as the median of ``--steps`` steps
-(each ends in ``block_until_ready``). Reported: tokens/s (B * (S + N)
-positions per second), model FLOP/s (``cfg.flops_per_token(S + N)`` x
-tokens/s; note it charges the output head to the S text positions too, ~S/T
-over-count when the head dominates), and the FLOP/s of a 2048^3 fp32
-``jnp.matmul`` measured in the same process (the practical peak). Then it
-shells out to ``.venv-ref/bin/python benchmarks/bench_train_step_torch.py
---json`` (same shapes, a faithful eager fp32 port with fused AdamW, its own
-torch.matmul peak) and prints one table with the JAX / torch ratio, plus the
-``uptime`` load average at the start and end (the machine is shared).
+For each preset and implementation: a train step on a fixed batch
+[B, S text | N motion] (default 8 x (32 + 128) = 1,280 positions), fp32.
 
-``--variant`` picks ModelConfig overrides (``dataclasses.replace``) and step
-options to compare speed-ups without touching the library; see VARIANTS.
+* JAX ``--variant``: a jitted ``value_and_grad`` of the loss + ``optax.adamw``
+  (params and optimizer state donated). ``default`` is the library's step
+  loss, :func:`mm_jax.model.loss.forward_loss` (loss-only head: final norm +
+  head on the N - 1 positions with a target); ``full_head`` is the loss as it
+  was before issue 18, ``motion_loss(forward(...))`` (head on all N motion
+  positions, then ``logits[:, :-1]``); ``chunk`` adds the chunked
+  cross-entropy (``--chunk`` columns, default 8,016 = 64,128 / 8);
+  ``bf16`` computes in bfloat16 (fp32 params).
+* PyTorch ``--torch``: the port in ``bench_train_step_torch.py`` (eager fp32,
+  fused AdamW; ``compile`` wraps the loss in ``torch.compile``), imported
+  into this process (torch 2.13.0+cpu is in ``.venv``), 2 threads.
+
+Repeats are *interleaved*: repeat r times every implementation once before
+repeat r + 1, so load drifts hit all of them alike; each cell is the median of
+``--steps`` blocking steps after one warm-up, and the 1-minute load average is
+recorded beside it. Reported: per implementation the median over repeats and
+the ratio JAX / torch eager computed per repeat (then the median).
+
+``--syncs`` adds the host-sync lever: ``--steps`` default steps dispatched back
+to back with one fetch of each step's metrics (as the train loop does, one
+step late) against one fetch at the end.
+
 XLA flags go in the environment (``XLA_FLAGS=... python bench_train_step.py``).
 """
 
@@ -33,7 +42,6 @@ import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
 
@@ -42,24 +50,16 @@ from timing import time_fn  # beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# name -> ModelConfig overrides
-VARIANTS: dict[str, dict] = {
-    "default": {},
-    "scan": {"scan_layers": True},
-    "remat": {"remat": True},
-    "bf16": {"dtype": "bfloat16"},
+# name -> (ModelConfig overrides, loss: "step" | "full", ce_chunk flag)
+VARIANTS: dict[str, tuple[dict, str, bool]] = {
+    "default": ({}, "step", False),
+    "full_head": ({}, "full", False),
+    "chunk": ({}, "step", True),
+    "bf16": ({"dtype": "bfloat16"}, "step", False),
+    "scan": ({"scan_layers": True}, "step", False),
 }
-
-
-# glibc serves blocks over 32 MiB with a fresh mmap and unmaps them on free, so every
-# step page-faults its big temporaries (the [B, N, Vp] logits of ``small``: 260 MB each)
-# back in; these keep them on the heap for reuse. The torch subprocess inherits them.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(16 << 30)}
-
-
-def load() -> str:
-    return os.getloadavg().__repr__()
 
 
 def random_batch(cfg, b: int, s: int, n: int, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -75,111 +75,136 @@ def random_batch(cfg, b: int, s: int, n: int, seed: int = 0) -> tuple[np.ndarray
     return text, text_mask, motion.astype(np.int32), motion_mask
 
 
-def matmul_flops(n: int = 2048, steps: int = 10) -> float:
-    import jax
-    import jax.numpy as jnp
-
-    a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32)
-    mm = jax.jit(jnp.matmul)
-    return 2 * n ** 3 / time_fn(lambda: mm(a, b).block_until_ready(), steps)
-
-
-def jax_step(preset: str, variant: str, b: int, s: int, n: int, steps: int) -> dict:
+def jax_step(preset: str, variant: str, b: int, s: int, n: int, chunk: int):
+    """(blocking step(), dispatch-only step() returning the metrics, compile seconds, FLOPs per token)."""
     import jax
     import optax
 
     from mm_jax.model import config as mconfig
     from mm_jax.model import llama, loss
 
-    cfg = dataclasses.replace(mconfig.preset(preset), **VARIANTS[variant])
+    changes, kind, chunked = VARIANTS[variant]
+    cfg = dataclasses.replace(mconfig.preset(preset), **changes)
     params = llama.init_params(cfg, key=jax.random.key(0))
     opt = optax.adamw(3e-4, weight_decay=0.1)
     state = (params, opt.init(params))
     batch = tuple(jax.device_put(x) for x in random_batch(cfg, b, s, n))
+    if kind == "full":
+        loss_fn = lambda p: loss.motion_loss(llama.forward(cfg, p, *batch), batch[2], batch[3])  # noqa: E731
+    else:
+        loss_fn = lambda p: loss.forward_loss(cfg, p, *batch, ce_chunk=chunk if chunked else 0)  # noqa: E731
 
     def step(state, batch):
         params, opt_state = state
-        grad_fn = jax.value_and_grad(lambda p: loss.forward_loss(cfg, p, *batch), has_aux=True)
-        (l, _), grads = grad_fn(params)
+        (l, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), l
+        return (optax.apply_updates(params, updates), opt_state), m
 
     t0 = time.perf_counter()
     compiled = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
     compile_s = time.perf_counter() - t0
     box = [state]
 
-    def run():
-        box[0], loss = compiled(box[0], batch)
-        loss.block_until_ready()
+    def dispatch():
+        box[0], m = compiled(box[0], batch)
+        return m
 
-    sec = time_fn(run, steps)
-    mm = matmul_flops()  # right after the steps, so both see the same machine load
-    tok_s = b * (s + n) / sec
-    return {"preset": preset, "impl": f"jax:{variant}", "step_ms": sec * 1e3, "tokens_per_s": tok_s,
-            "flop_s": cfg.flops_per_token(s + n) * tok_s, "compile_s": compile_s,
-            "params": cfg.num_params(), "matmul_flop_s": mm, "load": os.getloadavg()[0]}
+    return (lambda: jax.block_until_ready(dispatch())), dispatch, compile_s, cfg.flops_per_token(s + n)
 
 
-def torch_rows(args) -> tuple[list[dict], float | None]:
-    py = ROOT / ".venv-ref" / "bin" / "python"
-    cmd = [str(py), str(ROOT / "benchmarks" / "bench_train_step_torch.py"), "--json",
-           "--presets", args.presets, "--batch", str(args.batch), "--text-tokens",
-           str(args.text_tokens), "--motion-tokens", str(args.motion_tokens),
-           "--steps", str(args.steps)] + (["--compile"] if args.torch_compile else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    res = json.loads(out.strip().splitlines()[-1])
-    return res["rows"], res["matmul_flop_s"]
+def sync_lever(dispatch, steps: int) -> dict[str, float]:
+    """ms/step with a host fetch of every step's metrics (one step late) vs one fetch at the end."""
+    import jax
+
+    out = {}
+    for mode in ("fetch_each", "fetch_end"):
+        jax.block_until_ready(dispatch())
+        t0, prev = time.perf_counter(), None
+        for _ in range(steps):
+            m = dispatch()
+            if mode == "fetch_each" and prev is not None:
+                jax.device_get(prev)
+            prev = m
+        jax.device_get(prev)
+        out[mode] = (time.perf_counter() - t0) / steps * 1e3
+    return out
+
+
+def build(args) -> dict[tuple[str, str], dict]:
+    """Every (preset, impl) -> {"step", "dispatch", "compile_s", "fpt"} (compiled once, before any timing)."""
+    import bench_train_step_torch as bt
+
+    impls = {}
+    for p in args.presets.split(","):
+        for v in args.variant.split(","):
+            step, dispatch, compile_s, fpt = jax_step(p, v, args.batch, args.text_tokens, args.motion_tokens,
+                                                      args.chunk)
+            impls[(p, f"jax:{v}")] = {"step": step, "dispatch": dispatch, "compile_s": compile_s, "fpt": fpt}
+        for t in filter(None, args.torch.split(",")):
+            step, first_s = bt.make_step(p, args.batch, args.text_tokens, args.motion_tokens, t)
+            seq = args.text_tokens + args.motion_tokens
+            fpt = bt.Cfg(**bt.PRESETS[p]).flops_per_token(seq)
+            impls[(p, f"torch:{t}")] = {"step": step, "compile_s": first_s, "fpt": fpt}
+    return impls
+
+
+def summarize(rows: list[dict], positions: int) -> list[dict]:
+    out = []
+    for key in dict.fromkeys((r["preset"], r["impl"]) for r in rows):
+        mine = [r for r in rows if (r["preset"], r["impl"]) == key]
+        ref = {r["repeat"]: r for r in rows if r["preset"] == key[0] and r["impl"] == "torch:eager"}
+        ratios = [ref[r["repeat"]]["step_ms"] / r["step_ms"] for r in mine if r["repeat"] in ref]
+        ms = statistics.median(r["step_ms"] for r in mine)
+        out.append({"preset": key[0], "impl": key[1], "step_ms_median": ms,
+                    "step_ms_all": [round(r["step_ms"], 1) for r in mine], "tokens_per_s": positions / ms * 1e3,
+                    "vs_torch_eager_median": statistics.median(ratios) if ratios else None,
+                    "vs_torch_eager_all": [round(x, 2) for x in ratios],
+                    "load_all": [round(r["load"], 2) for r in mine], "compile_s": mine[0]["compile_s"]})
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="tiny,small")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--text-tokens", type=int, default=32)
     parser.add_argument("--motion-tokens", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--variant", default="default",
-                        help="comma list of " + ",".join(VARIANTS))
-    parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--torch-compile", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--malloc-reuse", action="store_true",
-                        help="re-exec with glibc told to keep big buffers on the heap (see MALLOC_ENV)")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--variant", default="default,full_head,chunk,bf16", help="comma list of " + ",".join(VARIANTS))
+    parser.add_argument("--chunk", type=int, default=8016, help="vocabulary columns per chunk of 'chunk'")
+    parser.add_argument("--torch", default="eager", help="comma list of eager,compile ('' = none)")
+    parser.add_argument("--syncs", action="store_true", help="also measure the host-sync lever")
+    parser.add_argument("--json", default=None, help="also write the rows and summary to this file")
     args = parser.parse_args()
-    if args.malloc_reuse and any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
-        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **MALLOC_ENV})
-
-    load0 = load()
-    rows = [jax_step(p, v, args.batch, args.text_tokens, args.motion_tokens, args.steps)
-            for p in args.presets.split(",") for v in args.variant.split(",")]
-    jax_mm = statistics.median(r["matmul_flop_s"] for r in rows)
-    torch_mm = None
-    if not args.no_torch:
-        trows, torch_mm = torch_rows(args)
-        rows += trows
-    load1 = load()
+    positions = args.batch * (args.text_tokens + args.motion_tokens)
+    load0 = os.getloadavg()
+    impls = build(args)
+    rows = []
+    for r in range(args.repeats):
+        for (preset, impl), it in impls.items():
+            sec = time_fn(it["step"], args.steps, warmup=1)
+            rows.append({"repeat": r, "preset": preset, "impl": impl, "step_ms": sec * 1e3,
+                         "load": os.getloadavg()[0], "compile_s": it["compile_s"],
+                         "gflop_s": it["fpt"] * positions / sec / 1e9})
+            print(json.dumps(rows[-1]), flush=True)
+    syncs = {p: sync_lever(it["dispatch"], max(args.steps, 5)) for (p, impl), it in impls.items()
+             if args.syncs and impl == "jax:default"}
+    summary = summarize(rows, positions)
+    result = {"args": vars(args), "load_start": load0, "load_end": os.getloadavg(), "rows": rows,
+              "summary": summary, "syncs": syncs}
     if args.json:
-        print(json.dumps({"rows": rows, "load": [load0, load1]}))
-        return
-    print(f"batch {args.batch} x ({args.text_tokens} text + {args.motion_tokens} motion) "
-          f"= {args.batch * (args.text_tokens + args.motion_tokens)} positions/step, fp32, "
-          f"median of {args.steps} steps; malloc reuse {'on' if 'MALLOC_MMAP_THRESHOLD_' in os.environ else 'off'}; "
-          f"load avg start {load0} end {load1}")
-    print(f"matmul 2048^3 fp32 (median over rows): jax {jax_mm / 1e9:.0f} GFLOP/s"
-          + (f", torch {torch_mm / 1e9:.0f} GFLOP/s" if torch_mm else "")
-          + "; '% own mm' uses the matmul timed right after that row's steps")
-    hdr = (f"{'preset':6} {'impl':16} {'step ms':>8} {'tok/s':>8} {'GFLOP/s':>8} {'mm GF/s':>8} "
-           f"{'% own mm':>8} {'vs torch':>8} {'load1m':>6}")
-    print(hdr)
-    for r in rows:
-        ref = next((t for t in rows if t["preset"] == r["preset"] and t["impl"] == "torch:eager"), None)
-        ratio = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if ref else "-"
-        print(f"{r['preset']:6} {r['impl']:16} {r['step_ms']:8.1f} {r['tokens_per_s']:8.0f} "
-              f"{r['flop_s'] / 1e9:8.1f} {r['matmul_flop_s'] / 1e9:8.0f} "
-              f"{100 * r['flop_s'] / r['matmul_flop_s']:7.1f}% {ratio:>8} {r['load']:6.2f}")
+        pathlib.Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"B={args.batch} x (S={args.text_tokens} + N={args.motion_tokens}) = {positions} positions/step, "
+          f"median of {args.steps} steps x {args.repeats} interleaved repeats; load {load0} -> {os.getloadavg()}")
+    print(f"{'preset':6} {'impl':16} {'ms (median)':>11} {'tok/s':>8} {'vs torch eager':>14}  per-repeat ms / load")
+    for s in summary:
+        ratio = f"{s['vs_torch_eager_median']:.2f}x" if s["vs_torch_eager_median"] else "-"
+        print(f"{s['preset']:6} {s['impl']:16} {s['step_ms_median']:11.1f} {s['tokens_per_s']:8.0f} {ratio:>14}  "
+              f"{s['step_ms_all']} / {s['load_all']}")
+    for p, d in syncs.items():
+        print(f"host syncs ({p}): fetch every step {d['fetch_each']:.1f} ms/step, once at the end "
+              f"{d['fetch_end']:.1f} ms/step")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """PyTorch CPU port of the decoder's train step, the peer of bench_train_step.py.
 
-Usage (torch==2.13.0 CPU lives in ``.venv-ref``)::
+Usage (torch==2.13.0 CPU, installed in ``.venv`` by the [torch] extra)::
 
-    .venv-ref/bin/python benchmarks/bench_train_step_torch.py [--presets tiny,small] [--batch 8]
+    .venv/bin/python benchmarks/bench_train_step_torch.py [--presets tiny,small] [--batch 8]
         [--text-tokens 32] [--motion-tokens 128] [--steps 10] [--compile] [--json]
 
 A faithful eager fp32 port of ``mm_jax.model`` (no mm_jax/jax import; the
@@ -138,24 +138,30 @@ def matmul_flops(n: int = 2048) -> float:
     return 2 * n ** 3 / time_fn(lambda: a @ b, 10)
 
 
-def train_rows(name: str, b: int, s: int, n: int, steps: int, compile_: bool) -> list[dict]:
+def make_step(name: str, b: int, s: int, n: int, impl: str) -> tuple[object, float]:
+    """(a blocking ``step()`` of ``impl`` ("eager" or "compile") on a fixed batch, seconds of its first call)."""
     c = Cfg(**PRESETS[name])
     data = batch(c, b, s, n)
+    p = init_params(c)
+    opt = torch.optim.AdamW(list(p.values()), lr=3e-4, weight_decay=0.1, fused=True)
+    fl = forward_loss if impl == "eager" else torch.compile(forward_loss)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss, _ = fl(c, p, *data)
+        loss.backward()
+        opt.step()
+
+    t0 = time.perf_counter()
+    step()
+    return step, time.perf_counter() - t0
+
+
+def train_rows(name: str, b: int, s: int, n: int, steps: int, compile_: bool) -> list[dict]:
+    c = Cfg(**PRESETS[name])
     rows = []
     for impl in ["eager"] + (["compile"] if compile_ else []):
-        p = init_params(c)
-        opt = torch.optim.AdamW(list(p.values()), lr=3e-4, weight_decay=0.1, fused=True)
-        fl = forward_loss if impl == "eager" else torch.compile(forward_loss)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss, _ = fl(c, p, *data)
-            loss.backward()
-            opt.step()
-
-        t0 = time.perf_counter()
-        step()
-        first_s = time.perf_counter() - t0
+        step, first_s = make_step(name, b, s, n, impl)
         sec = time_fn(step, steps)
         mm = matmul_flops()  # right after the steps: same machine load
         tok_s = b * (s + n) / sec

@@ -129,7 +129,8 @@ def apply_overrides(cfg: C, overrides: Sequence[str], *, prefix: str = "") -> C:
         key = key.strip()
         if key not in types_:
             raise ConfigError(
-                f"unknown {type(cfg).__name__} key {prefix + key!r}; valid keys: {', '.join(sorted(types_))}"
+                f"unknown {type(cfg).__name__} key {key!r}{f' ({prefix}{key})' if prefix else ''}; "
+                f"valid keys: {', '.join(sorted(types_))}"
             )
         changes[key] = _parse_value(text.strip(), types_[key], prefix + key)
     return dataclasses.replace(cfg, **changes)

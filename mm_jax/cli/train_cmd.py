@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--until", type=int, default=None, help="stop at this step (schedule still spans --steps)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--plot", action="store_true", help="also write WORKDIR/curves.png")
+    p.add_argument("--profile-steps", default=None, metavar="A:B",
+                   help="jax.profiler trace of steps A..B into WORKDIR/profile (TensorBoard, Perfetto)")
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="multi-host: jax.distributed")
     p.add_argument("--num-processes", type=int, default=None)
     p.add_argument("--process-id", type=int, default=None)
@@ -49,8 +51,10 @@ def _train(args: argparse.Namespace) -> int:
     from mm_jax.train import loop
     from mm_jax.train.sizes import override_keys
     from mm_jax.train.interrupt import stop_on_signals
+    from mm_jax.train.periodic import parse_profile_steps
 
     require_positive(steps=args.steps, until=args.until)
+    profile = parse_profile_steps(args.profile_steps) if args.profile_steps else None
     if args.coordinator:
         jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
@@ -60,7 +64,7 @@ def _train(args: argparse.Namespace) -> int:
     exp = train.apply_overrides(train.preset(args.preset), sets)
     with stop_on_signals(multi_host=bool(args.coordinator)) as stop, progress_bar("train", unit="step") as bar:
         summary = loop.run(exp, args.workdir, resume=args.resume, progress=bar, until=args.until, stop=stop,
-                           explicit=override_keys(args.overrides))
+                           explicit=override_keys(args.overrides), profile=profile)
     if stop.stopped_at is not None:
         return report_stop("train", stop, args.workdir)
     if args.plot:

@@ -5,16 +5,30 @@ Stage: model (used by train and eval). Inputs: logits [B, N, V] from
 [B, N] and their mask [B, N]. Output: the mean cross-entropy over motion
 positions whose *target* is a real token (codes and EOS; never PAD, never the
 BOS that starts the sequence), and the token accuracy over the same set.
+
+:func:`motion_loss` scores full logits. :func:`forward_loss`, the function a
+train step differentiates, is a *loss-only forward*: it runs the blocks,
+then the final norm and the output head only on the N - 1 motion positions
+that have a target (``x[:, S:-1]``), never on the S text positions nor the
+last one, so neither the [B, N, V] slice copy of ``logits[:, :-1]`` nor its
+padded gradient exist. With ``ce_chunk`` > 0 the head and the cross-entropy
+run over vocabulary chunks (:func:`chunked_nll`, a custom VJP with an online
+log-sum-exp), so the [B, N, V] logits are never held: four head matmuls
+instead of three (the backward recomputes each chunk's logits), one pass over
+the weights per chunk. Both equal ``motion_loss(forward(...))`` (tested).
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+from flax import linen as nn
 
-from mm_jax.errors import ShapeError
+from mm_jax.errors import ConfigError, ShapeError
 from mm_jax.model.config import ModelConfig
-from mm_jax.model.llama import forward
+from mm_jax.model.llama import NEG_INF, Decoder, RMSNorm
 
 
 def motion_loss(logits_bnv: jax.Array, motion_bn: jax.Array, motion_mask_bn: jax.Array
@@ -55,9 +69,128 @@ def motion_loss(logits_bnv: jax.Array, motion_bn: jax.Array, motion_mask_bn: jax
     return loss, {"loss": loss, "accuracy": accuracy, "tokens": count}
 
 
+def _nll_full(x_bmd: jax.Array, w_vd: jax.Array, target_bm: jax.Array, vocab_size: int
+              ) -> tuple[jax.Array, jax.Array]:
+    """(NLL [B, M], correct [B, M]) from the head applied to all Vp columns at once (padded ones at -inf)."""
+    logits_bmv = jnp.einsum("bmd,vd->bmv", x_bmd, w_vd.astype(x_bmd.dtype)).astype(jnp.float32)
+    logits_bmv = nn.with_logical_constraint(logits_bmv, ("batch", "seq", "act_vocab"))
+    vocab_v = jnp.arange(logits_bmv.shape[-1], dtype=target_bm.dtype)
+    logits_bmv = jnp.where(vocab_v < vocab_size, logits_bmv, NEG_INF)
+    target_logit_bm = jnp.sum(jnp.where(vocab_v == target_bm[..., None], logits_bmv, 0.0), axis=-1)
+    nll_bm = jax.nn.logsumexp(logits_bmv, axis=-1) - target_logit_bm
+    return nll_bm, (jnp.argmax(logits_bmv, axis=-1) == target_bm).astype(jnp.float32)
+
+
+def _chunks(w_vd: jax.Array, chunk: int) -> jax.Array:
+    """[Vp, D] -> [C, chunk, D], zero rows appended up to C * chunk (masked as padding)."""
+    v, d = w_vd.shape
+    c = -(-v // chunk)
+    return jnp.pad(w_vd, ((0, c * chunk - v), (0, 0))).reshape(c, chunk, d)
+
+
+def _chunk_logits(x_md, w_cd, start, vocab_size):
+    logits_mc = jnp.einsum("md,cd->mc", x_md, w_cd.astype(x_md.dtype), preferred_element_type=jnp.float32)
+    col_c = start + jnp.arange(w_cd.shape[0])
+    return jnp.where(col_c < vocab_size, logits_mc, NEG_INF), col_c
+
+
+def _chunked_fwd(x_md, w_vd, target_m, vocab_size, chunk):
+    """Online log-sum-exp, target logit and argmax over the vocabulary chunks."""
+    m = x_md.shape[0]
+
+    def body(carry, xs):
+        mx, se, tgt, best, arg = carry
+        j, w_cd = xs
+        logits_mc, col_c = _chunk_logits(x_md, w_cd, j * chunk, vocab_size)
+        new_mx = jnp.maximum(mx, jnp.max(logits_mc, axis=1))
+        se = se * jnp.exp(mx - new_mx) + jnp.sum(jnp.exp(logits_mc - new_mx[:, None]), axis=1)
+        tgt = tgt + jnp.sum(jnp.where(col_c == target_m[:, None], logits_mc, 0.0), axis=1)
+        cmax, carg = jnp.max(logits_mc, axis=1), j * chunk + jnp.argmax(logits_mc, axis=1)
+        better = cmax > best  # the first maximum wins, as jnp.argmax
+        return (new_mx, se, tgt, jnp.where(better, cmax, best), jnp.where(better, carg, arg)), None
+
+    w_ccd = _chunks(w_vd, chunk)
+    neg = jnp.full((m,), -jnp.inf, jnp.float32)
+    init = (neg, jnp.zeros((m,), jnp.float32), jnp.zeros((m,), jnp.float32), neg, jnp.zeros((m,), jnp.int32))
+    (mx, se, tgt, _, arg), _ = jax.lax.scan(body, init, (jnp.arange(w_ccd.shape[0]), w_ccd))
+    lse = mx + jnp.log(se)
+    return lse - tgt, (arg == target_m).astype(jnp.float32), lse
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def chunked_nll(x_md: jax.Array, w_vd: jax.Array, target_m: jax.Array, vocab_size: int, chunk: int
+                ) -> tuple[jax.Array, jax.Array]:
+    """(NLL [M], correct [M]) of ``x_md @ w_vd.T`` (columns >= ``vocab_size`` excluded), ``chunk`` columns at a time.
+
+    Never materialises [M, Vp]; the backward recomputes each chunk's logits
+    and accumulates ``dx = sum_c g_c @ w_c`` and ``dw_c = g_c^T @ x`` with
+    ``g = dnll * (softmax - onehot)``. ``correct`` has no gradient.
+    """
+    nll, correct, _ = _chunked_fwd(x_md, w_vd, target_m, vocab_size, chunk)
+    return nll, correct
+
+
+def _chunked_vjp_fwd(x_md, w_vd, target_m, vocab_size, chunk):
+    nll, correct, lse = _chunked_fwd(x_md, w_vd, target_m, vocab_size, chunk)
+    return (nll, correct), (x_md, w_vd, target_m, lse)
+
+
+def _chunked_vjp_bwd(vocab_size, chunk, res, cts):
+    x_md, w_vd, target_m, lse = res
+    g_m = cts[0].astype(jnp.float32)
+
+    def body(dx_md, xs):
+        j, w_cd = xs
+        logits_mc, col_c = _chunk_logits(x_md, w_cd, j * chunk, vocab_size)
+        d_mc = (jnp.exp(logits_mc - lse[:, None]) - (col_c == target_m[:, None])) * g_m[:, None]
+        d_mc = d_mc.astype(x_md.dtype)
+        dx_md = dx_md + jnp.einsum("mc,cd->md", d_mc, w_cd.astype(x_md.dtype), preferred_element_type=jnp.float32)
+        return dx_md, jnp.einsum("mc,md->cd", d_mc, x_md, preferred_element_type=jnp.float32)
+
+    w_ccd = _chunks(w_vd, chunk)
+    dx_md, dw_ccd = jax.lax.scan(body, jnp.zeros(x_md.shape, jnp.float32), (jnp.arange(w_ccd.shape[0]), w_ccd))
+    dw_vd = dw_ccd.reshape(-1, w_vd.shape[1])[: w_vd.shape[0]]
+    zero_t = jnp.zeros(target_m.shape, jax.dtypes.float0)
+    return dx_md.astype(x_md.dtype), dw_vd.astype(w_vd.dtype), zero_t
+
+
+chunked_nll.defvjp(_chunked_vjp_fwd, _chunked_vjp_bwd)
+
+
+def hidden_states(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
+                  motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    """The blocks' output [B, T, D] before the final norm (the head's logits are unused and compiled away)."""
+    rngs = {} if key is None else {"dropout": key}
+    _, state = Decoder(cfg).apply({"params": params}, text_bsc, text_mask_bs, motion_bn, motion_mask_bn,
+                                  train=key is not None, rngs=rngs, mutable=["intermediates"])
+    return state["intermediates"]["hidden_btd"][0]
+
+
 def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
-                 motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None
-                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``motion_loss(forward(...))``: the function to differentiate in a train step."""
-    logits_bnv = forward(cfg, params, text_bsc, text_mask_bs, motion_bn, motion_mask_bn, key=key)
-    return motion_loss(logits_bnv, motion_bn, motion_mask_bn)
+                 motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None,
+                 ce_chunk: int = 0) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``motion_loss(forward(...))`` computed as a loss-only forward (module docstring): the step's loss.
+
+    ``ce_chunk`` > 0: the cross-entropy over vocabulary chunks of that many
+    columns (:func:`chunked_nll`); 0: one pass over all of them.
+    """
+    if ce_chunk < 0:
+        raise ConfigError(f"ce_chunk={ce_chunk} must be >= 0 (0 = unchunked)")
+    if motion_mask_bn.shape != motion_bn.shape:
+        raise ShapeError(f"motion_mask_bn has shape {motion_mask_bn.shape}; expected {tuple(motion_bn.shape)}")
+    hidden_btd = hidden_states(cfg, params, text_bsc, text_mask_bs, motion_bn, motion_mask_bn, key=key)
+    x_bmd = RMSNorm(cfg.norm_eps).apply({"params": params["final_norm"]}, hidden_btd[:, text_bsc.shape[1]:-1])
+    target_bm = motion_bn[:, 1:]
+    weight_bm = motion_mask_bn[:, 1:].astype(jnp.float32)
+    if ce_chunk:
+        b, m, d = x_bmd.shape
+        nll, correct = chunked_nll(x_bmd.reshape(b * m, d), params["head"], target_bm.reshape(b * m),
+                                   cfg.vocab_size, ce_chunk)
+        nll_bm, correct_bm = nll.reshape(b, m), correct.reshape(b, m)
+    else:
+        nll_bm, correct_bm = _nll_full(x_bmd, params["head"], target_bm, cfg.vocab_size)
+    count = jnp.sum(weight_bm)
+    denom = jnp.maximum(count, 1.0)
+    loss = jnp.sum(nll_bm * weight_bm) / denom
+    accuracy = jnp.sum(correct_bm * weight_bm) / denom
+    return loss, {"loss": loss, "accuracy": accuracy, "tokens": count}

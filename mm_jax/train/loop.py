@@ -5,8 +5,10 @@ pipeline, mesh and text-encoder configs, the shards directory and the
 tokenizer run) and a work directory. Outputs, in the work directory::
 
     config.json     the experiment config (process 0)
-    metrics.jsonl   train/*, val/*, perf/* rows (process 0, via MetricsWriter)
+    metrics.jsonl   train/*, val/*, perf/*, eval/*, export/* rows (process 0, via MetricsWriter)
     tb/             the same as TensorBoard events
+    profile/        a jax.profiler trace of the ``profile`` window (docs/pod.md)
+    export/step_k/  ``mm-jax export`` output every ``train.export_every`` steps
     checkpoints/    orbax: train state (step, params, optimizer state), meta JSON
                     (model / tokenizer / text-encoder identity, data stream, configs)
                     and every process's Grain iterator state, saved together
@@ -33,6 +35,14 @@ loop after the current step with a checkpoint of that step. The loop hands
 the checkpointer every step (orbax's preemption saves need it) and stops at
 the first checkpoint that could not be written (``StorageError``).
 
+Every log row carries, beside the means of the window, ``perf/tokens_per_s``
+(decoder positions, text + motion), ``perf/tflops_per_device``, ``perf/mfu``
+(:mod:`mm_jax.perf`: its FLOP convention and peak table; absent for a device
+kind without a peak), ``perf/tokens_total`` and ``perf/flops_total``
+(cumulative from step 0). Every ``train.eval_every`` steps the fixed prompt
+set is sampled and scored (``eval/*``, :mod:`mm_jax.train.periodic`), and
+every ``train.export_every`` steps the saved checkpoint is exported.
+
 This module never imports tensorflow: shards hold token ids, and the text
 encoder runs in JAX inside the step.
 """
@@ -49,14 +59,14 @@ from typing import Any, Callable, Collection
 import jax
 import numpy as np
 
-from mm_jax import configs, decoder_tokenizer, runlock, sharding
+from mm_jax import configs, decoder_tokenizer, perf, runlock, sharding
 from mm_jax.checkpoint import Checkpointer
 from mm_jax.errors import CheckpointError, ConfigError, DataError
 from mm_jax.pipeline import Pipeline, build_pipeline, global_batch
 from mm_jax.shards.manifest import read_manifest
 from mm_jax.text import weights as text_weights
 from mm_jax.tracking import MetricsWriter, truncate_metrics
-from mm_jax.train import setup, sizes
+from mm_jax.train import periodic, setup, sizes
 from mm_jax.train.config import ExperimentConfig
 from mm_jax.train.interrupt import StopRequest
 from mm_jax.train.recipe import TrainState, host_metrics
@@ -70,7 +80,7 @@ Progress = Callable[[int, int], None]
 def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = False,
         progress: Progress | None = None, writer: MetricsWriter | None = None,
         until: int | None = None, stop: StopRequest | None = None,
-        explicit: Collection[str] = ()) -> dict[str, Any]:
+        explicit: Collection[str] = (), profile: tuple[int, int] | None = None) -> dict[str, Any]:
     """Trains the decoder to ``exp.train.steps`` (or ``until``); returns a summary dict.
 
     Args:
@@ -92,11 +102,14 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
         S, N, the codebook and the text width are taken from their owners
         (:func:`mm_jax.train.sizes.bind_to_data`); an explicit key that
         contradicts its owner is a ConfigError.
+      profile: ``(A, B)``: a ``jax.profiler`` trace of steps A..B into ``workdir/profile``.
 
     Returns:
       ``{"workdir", "start_step", "final_step", "train/loss", "train/accuracy",
-      "val/loss", "val/accuracy", "perf/tokens_per_s", "perf/compile_s",
-      "checkpoint_step"}`` (val keys only when validation ran).
+      "val/loss", "val/accuracy", "perf/tokens_per_s", "perf/mfu", "perf/compile_s",
+      "params/total", "params/non_embedding", "params/matmul_per_token",
+      "checkpoint_step"}`` (val keys only when validation ran, ``eval/*`` when
+      evaluation ran, ``perf/mfu`` when the device kind has a peak).
 
     Raises:
       ConfigError: bad or inconsistent configs (batch vs mesh...).
@@ -114,11 +127,12 @@ def run(exp: ExperimentConfig, workdir: str | pathlib.Path, *, resume: bool = Fa
     with runlock.lock_dir(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
         exp = sizes.bind_to_data(exp, read_manifest(exp.shards_dir), explicit)
         return _run(exp, workdir, resume=resume, progress=progress, writer=writer, until=until,
-                    stop=stop if stop is not None else StopRequest())
+                    stop=stop if stop is not None else StopRequest(), profile=profile)
 
 
 def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress: Progress | None,
-         writer: MetricsWriter | None, until: int | None, stop: StopRequest) -> dict[str, Any]:
+         writer: MetricsWriter | None, until: int | None, stop: StopRequest,
+         profile: tuple[int, int] | None) -> dict[str, Any]:
     """:func:`run` inside the work directory's lock."""
     mesh = sharding.make_mesh(exp.mesh)
     text_host, weights_ident = text_weights.frozen_params(exp.text, exp.text_weights, exp.train.seed)
@@ -128,6 +142,7 @@ def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress
                                 text_identity={"vocab_identity": vocab})
     _check_text_encoder(train_pipe.manifest, exp)
     exp = decoder_tokenizer.record(exp, train_pipe.manifest)  # config.json names the tokenizer by absolute path
+    evaluate = periodic.build_eval(exp, text_host)  # before compiling: a missing tokenizer fails fast
     text_ident = {"vocab_identity": vocab, "encoder": configs.to_dict(exp.text), "weights": weights_ident}
     meta = setup.run_meta(exp, train_pipe.manifest, text_ident)
     placement = setup.place(exp.model, exp.train, exp.pipeline, mesh, max_replicated=exp.mesh.max_replicated)
@@ -150,15 +165,27 @@ def _run(exp: ExperimentConfig, workdir: pathlib.Path, *, resume: bool, progress
                 truncate_metrics(workdir / "metrics.jsonl", start)
         if writer is None:
             writer = cleanup.enter_context(MetricsWriter(workdir))
+        window = periodic.ProfileWindow(*profile, workdir / "profile") if profile else None
+        if window is not None:
+            cleanup.callback(window.close)
         loop = _Loop(exp=exp, placement=placement, compiled=compiled, ckpt=ckpt, meta=meta,
                      data_iter=data_iter,
                      val_pipe=val_pipe, text_params=setup.replicate(text_host, mesh),
                      key=setup.replicated_key(exp.train.seed, mesh), writer=writer, progress=progress,
-                     interrupt=stop)
+                     interrupt=stop, evaluate=evaluate, workdir=workdir,
+                     profile=window)
         summary = loop.run(state, start, exp.train.steps if until is None else min(until, exp.train.steps))
     summary.update({"workdir": str(workdir), "perf/compile_s": compiled.compile_s,
-                    "checkpoint_step": ckpt.latest_step()})
+                    "checkpoint_step": ckpt.latest_step(), **param_counts(exp.model)})
     return summary
+
+
+def param_counts(model: Any) -> dict[str, int]:
+    """``params/total``; ``params/non_embedding``: without the two vocabulary tables (motion embedding and
+    output head, the scaling-law count); ``params/matmul_per_token``: the FLOP count's N (blocks + head)."""
+    total = model.num_params()
+    return {"params/total": total, "params/non_embedding": total - 2 * model.padded_vocab_size * model.width,
+            "params/matmul_per_token": model.non_embedding_params()}
 
 
 def _check_until(until: int | None, start: int, steps: int, workdir: pathlib.Path) -> None:
@@ -243,20 +270,25 @@ class _Loop:
     writer: MetricsWriter
     progress: Progress | None
     interrupt: StopRequest
+    evaluate: periodic.InTrainingEval | None = None
+    workdir: pathlib.Path | None = None
+    profile: periodic.ProfileWindow | None = None
 
     def run(self, state: TrainState, start: int, stop: int) -> dict[str, Any]:
         """Steps ``start + 1 .. stop``; an interrupt or preemption ends it early at a saved step."""
         cfg, total = self.exp.train, self.exp.train.steps
-        positions = self.exp.pipeline.global_batch_size * (self.exp.pipeline.max_text_tokens
-                                                           + self.exp.pipeline.max_motion_tokens)
-        window, pending, summary, rates = _Window(), None, {}, []
+        window, pending, summary, rates, mfus = _Window(), None, {}, [], []
         if self.interrupt.requested:  # during start-up: no step taken, nothing new to save
             self.interrupt.stopped_at, stop = start, start
         for done in range(start + 1, stop + 1):
             local = self._next_batch(done)
             batch = global_batch({k: local[k] for k in BATCH_KEYS}, self.placement.mesh,
                                  self.placement.batch_sharding)
+            if self.profile is not None:
+                self.profile.before(done)
             state, metrics = self.compiled.train_step(state, batch, self.key, self.text_params)
+            if self.profile is not None:
+                self.profile.after(done, metrics)
             if pending is not None:
                 window.rows.append(self._fetch(*pending))
             pending = (done, metrics, np.asarray(local["sample_index"]))
@@ -264,31 +296,59 @@ class _Loop:
             last = done == stop or halt
             is_val = self.val_pipe is not None and cfg.val_every and done % cfg.val_every == 0
             is_ckpt = done % cfg.ckpt_every == 0 or last
-            if done % cfg.log_every == 0 or last or is_val or is_ckpt:
+            is_eval = self.evaluate is not None and done % cfg.eval_every == 0
+            if done % cfg.log_every == 0 or last or is_val or is_ckpt or is_eval:
                 window.rows.append(self._fetch(*pending))  # a NaN stops here, before the save
                 pending = None
             if (done % cfg.log_every == 0 or last) and window.rows:
-                row = window.summary(positions)
+                row = self._log(done, window)
                 rates.append(row["perf/tokens_per_s"])
+                mfus += [row["perf/mfu"]] if "perf/mfu" in row else []
                 summary.update(row)
-                self.writer.write(done, row)
                 window = _Window()
             if is_val or (done == total and self.val_pipe is not None):
                 summary.update(self._validate(state.params))
                 self.writer.write(done, {k: summary[k] for k in ("val/loss", "val/accuracy")})
+            if is_eval:
+                summary.update(self._write(done, self.evaluate(state.params)))
             # Every step: orbax saves on the interval, when forced, and at a preemption step.
             self.ckpt.save(done, state.to_dict(), self.meta, data_iter=self.data_iter, force=is_ckpt)
-            if is_val or is_ckpt:
-                window.t0 = time.perf_counter()  # time steps, not validation or saving
+            if cfg.export_every and done % cfg.export_every == 0:
+                self.ckpt.wait()  # the export reads the checkpoint just started
+                self._write(done, periodic.export_step(self.workdir, done))
+            if is_val or is_ckpt or is_eval:
+                window.t0 = time.perf_counter()  # time steps, not validation, evaluation or saving
             if self.progress is not None:
                 self.progress(done, total)
             if halt:
                 self.interrupt.stopped_at, stop = done, done
                 break
             self.ckpt.check()  # a failed background save stops the run here, not steps later
-        summary = {k: v for k, v in summary.items() if k.startswith(("train/", "val/"))}
+        summary = {k: v for k, v in summary.items() if k.startswith(("train/", "val/", "eval/"))}
         return {**summary, "start_step": start, "final_step": max(start, stop),
-                "perf/tokens_per_s": float(np.median(rates)) if rates else float("nan")}
+                "perf/tokens_per_s": float(np.median(rates)) if rates else float("nan"),
+                **({"perf/mfu": float(np.median(mfus))} if mfus else {})}
+
+    def _write(self, step: int, row: dict[str, Any]) -> dict[str, Any]:
+        self.writer.write(step, row)
+        return row
+
+    def _log(self, done: int, window: "_Window") -> dict[str, float]:
+        """Writes the train row of the window ending at ``done``, with throughput, FLOP/s and MFU."""
+        pipe = self.exp.pipeline
+        seq = pipe.max_text_tokens + pipe.max_motion_tokens
+        positions = pipe.global_batch_size * seq
+        row = window.summary(positions)
+        fpt = perf.flops_per_token(self.exp.model, seq)
+        n_dev = jax.device_count()
+        tok_s = row["perf/tokens_per_s"]
+        row["perf/tflops_per_device"] = tok_s * fpt / n_dev / 1e12
+        mfu = perf.mfu(tok_s, fpt, device_kind=jax.devices()[0].device_kind, num_devices=n_dev)
+        if mfu is not None:
+            row["perf/mfu"] = mfu
+        row["perf/tokens_total"] = float(done * positions)
+        row["perf/flops_total"] = float(done * positions) * fpt
+        return self._write(done, row)
 
     def _next_batch(self, step: int) -> dict[str, np.ndarray]:
         try:
