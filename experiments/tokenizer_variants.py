@@ -39,10 +39,11 @@ from mm_jax.tokenizer.config import PRESETS, TokenizerConfig, TokenizerTrainConf
 
 # The position channels' first and second differences. Stronger settings collapsed training to a
 # static pose within 250 steps (val accel_mm 0.001, MPJPE 117 mm): w_pos_velocity 1 + w_pos_accel 10 +
-# w_accel 2 (velocity channels, root included), and w_joint_accel 0.1 (runs/collapsed_*, README).
-POS_DIFF = {"w_pos_velocity": 0.5, "w_pos_accel": 1.0}
+# w_accel 2 (velocity channels, root included), and w_joint_accel 0.1 (runs/collapsed_*, README),
+# both at full weight from step 0; here the terms are off for 500 steps, then ramp in over 500.
+POS_DIFF = {"w_pos_velocity": 1.0, "w_pos_accel": 5.0, "aux_ramp_steps": 500}
 JOINT_ACCEL = {"w_joint_accel": 0.1}
-CONTACT = {"w_foot_contact": 0.1}
+CONTACT = {"w_foot_contact": 0.5, "aux_ramp_steps": 500}
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "baseline": ({"wavelet_levels": 0, "down_t": 2}, {}),
     "haar_depth": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True}, {}),
@@ -60,13 +61,6 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
                        {}),
     "cdf53_contact": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53"},
                       CONTACT),
-    "cdf53_smooth": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53",
-                      "output_smoothing_frames": 1.0}, {}),
-    "baseline_smooth": ({"wavelet_levels": 0, "down_t": 2, "output_smoothing_frames": 1.0}, {}),
-    "cdf53_smooth_l2": ({"wavelet_levels": 2, "down_t": 0, "wavelet_res_stacks": True, "wavelet_family": "cdf53",
-                         "output_smoothing_frames": 1.0}, {}),
-    "cdf53_smooth_contact": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True,
-                              "wavelet_family": "cdf53", "output_smoothing_frames": 1.0}, CONTACT),
     "baseline_posdiff_contact": ({"wavelet_levels": 0, "down_t": 2}, {**POS_DIFF, **CONTACT}),
     "cdf53_posdiff_contact": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True,
                                "wavelet_family": "cdf53"}, {**POS_DIFF, **CONTACT}),
@@ -101,17 +95,19 @@ def _mean_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_report(rows: list[dict], curves: dict, out: pathlib.Path, command: str) -> None:
+def write_report(rows: list[dict], curves: dict, out: pathlib.Path, command: str, suffix: str = "") -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out.mkdir(parents=True, exist_ok=True)
     means = _mean_rows(rows)
-    (out / "variants.json").write_text(json.dumps({"command": command, "runs": rows, "mean": means}, indent=2))
+    (out / f"variants{suffix}.json").write_text(json.dumps({"command": command, "runs": rows, "mean": means},
+                                                           indent=2))
     (out / "curves.json").write_text(json.dumps({"command": command, "key": "val/accel_error_mm",
                                                  "curves": curves}, indent=2))
     cols = ("variant", "seeds", "steps") + KEYS
-    md = ["# Tokenizer variants at equal token rate (x4) and equal depth", "", f"`{command}`", "",
+    md = ["# Tokenizer variants at equal token rate (x4) and equal depth"
+          + (f", scored with the output filter ({suffix[1:]})" if suffix else ""), "", f"`{command}`", "",
           "Test split, mean over seeds (accel_error_mm and jitter: ± the spread over seeds in the JSON). "
           "accel_mm / accel_gt_mm: the reference's pair (mean acceleration magnitude of the reconstruction "
           "and of the ground truth, mm/frame²); vel_error within / across: frame-to-frame velocity error "
@@ -120,7 +116,9 @@ def write_report(rows: list[dict], curves: dict, out: pathlib.Path, command: str
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in means:
         md.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
-    (out / "variants.md").write_text("\n".join(md) + "\n")
+    (out / f"variants{suffix}.md").write_text("\n".join(md) + "\n")
+    if suffix:  # the curves do not depend on the scoring filter
+        return
     fig = Figure(figsize=(8, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -142,7 +140,7 @@ def write_report(rows: list[dict], curves: dict, out: pathlib.Path, command: str
 
 def main() -> None:
     from mm_jax.configs import apply_overrides
-    from mm_jax.tokenizer.artifact import evaluate_tokenizer, load_tokenizer
+    from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
     from mm_jax.tokenizer.train import train
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -158,6 +156,8 @@ def main() -> None:
     p.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                    help="TokenizerTrainConfig override for every variant, e.g. batch_size=16")
     p.add_argument("--report", action="store_true", help="rescan existing runs, train nothing")
+    p.add_argument("--smoothing", type=float, default=0.0,
+                   help="score with this output_smoothing_frames (decode-time filter; the runs are unchanged)")
     p.add_argument("--command", default=None, help="the command line recorded in the report")
     args = p.parse_args()
     mcfg0, tcfg0 = PRESETS[args.preset]
@@ -172,11 +172,15 @@ def main() -> None:
                 train(mcfg, tcfg, args.data, run, resume=True)
             if not (run / "metrics.jsonl").exists():
                 continue
-            m = evaluate_tokenizer(load_tokenizer(run), args.data)
+            tok = load_tokenizer(run)
+            data = open_motion_data(args.data, normalizer=tok.normalizer)
+            cfg = dataclasses.replace(tok.cfg, output_smoothing_frames=args.smoothing)
+            m = evaluate(tok.params, cfg, data, split=data.resolve_split(None))
             rows.append({"variant": name, "seed": seed, "steps": tcfg.steps, "run": str(run),
                          **{k: m[k] for k in KEYS}})
             curves[run.name] = curve(run)
-            write_report(rows, curves, pathlib.Path(args.out), args.command or " ".join(sys.argv))
+            write_report(rows, curves, pathlib.Path(args.out), args.command or " ".join(sys.argv),
+                         suffix=f"_smooth{args.smoothing:g}" if args.smoothing else "")
 
 
 if __name__ == "__main__":

@@ -196,3 +196,18 @@ def test_ablation_zero_level_row_is_the_plain_tokenizer():
     assert (zero.wavelet_family, zero.wavelet_gain, zero.wavelet_res_stacks, zero.down_t) == ("haar", 1.0, False, 2)
     assert zero.output_smoothing_frames == 1.0  # the output filter acts without a wavelet too
     assert (one, two.wavelet_levels, two.down_t, two.wavelet_family) == (design, 2, 0, "cdf53")
+
+
+def test_auxiliary_terms_are_off_then_ramp_in():
+    from mm_jax.tokenizer.train import loss_fn
+
+    m = dataclasses.replace(TINY_M, width=16)
+    params = tmodel.init_params(m, key=jax.random.key(0))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 272)), jnp.float32)
+    t = dataclasses.replace(TINY_T, w_pos_accel=5.0, aux_ramp_steps=10)
+    loss = jax.jit(lambda step: loss_fn(params, x, m, t, None, step))
+    base, terms = loss(0)
+    assert float(loss(10)[0]) == pytest.approx(float(base), rel=1e-6)  # off for the first R steps
+    full = float(base) + 5.0 * float(terms["pos_accel"])
+    assert float(loss(15)[0]) == pytest.approx(float(base) + 0.5 * (full - float(base)), rel=1e-5)
+    assert float(loss(40)[0]) == pytest.approx(full, rel=1e-5)

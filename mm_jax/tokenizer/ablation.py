@@ -18,7 +18,9 @@ import pathlib
 from typing import Any, Callable
 
 from mm_jax.errors import ConfigError
+from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
+from mm_jax.tokenizer.train import train
 
 COLUMNS = ("wavelet_levels", "down_t", "mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "accel_mm", "accel_gt_mm",
            "jitter", "jitter_gt", "vel_error_within_mm", "vel_error_across_mm", "foot_skating", "foot_skating_gt",
@@ -76,10 +78,9 @@ def run_ablation(
     ``tokenizer_ablation_hold_encoder.*``; ``command`` (the command line) is
     recorded in the .md. A variant whose run directory already holds a
     finished run of the same config is only evaluated (the config is checked).
+    Runs are trained without ``output_smoothing_frames`` (it has no parameters
+    and the loss never sees it) and scored with the design's value.
     """
-    from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
-    from mm_jax.tokenizer.train import train
-
     out_dir = pathlib.Path(out_dir)
     stem = "tokenizer_ablation" if hold == "compression" else f"tokenizer_ablation_hold_{hold}"
     runs_dir = pathlib.Path(runs_dir or out_dir / f"{stem}_runs")
@@ -88,13 +89,14 @@ def run_ablation(
     rows = []
     for cfg in variants(base, levels, hold):
         run = runs_dir / f"wavelet{cfg.wavelet_levels}_down{cfg.down_t}"
+        trained = dataclasses.replace(cfg, output_smoothing_frames=0.0)  # the filter is not trained through
         if progress_factory is None:
-            train(cfg, tcfg, data_dir, run, resume=True)
+            train(trained, tcfg, data_dir, run, resume=True)
         else:
             with progress_factory(f"wavelet_levels={cfg.wavelet_levels}", unit="step") as bar:
-                train(cfg, tcfg, data_dir, run, resume=True, progress=bar)
+                train(trained, tcfg, data_dir, run, resume=True, progress=bar)
         tok = load_tokenizer(run)
-        m = evaluate(tok.params, tok.cfg, data.with_normalizer(tok.normalizer), split=split)
+        m = evaluate(tok.params, cfg, data.with_normalizer(tok.normalizer), split=split)
         rows.append({"wavelet_levels": cfg.wavelet_levels, "down_t": cfg.down_t, **m, "split": split,
                      "steps": tcfg.steps,
                      "frames_per_token": cfg.frames_per_token, "window": cfg.window, "run": str(run)})

@@ -41,7 +41,9 @@ from mm_jax.errors import CheckpointError, NonFiniteError
 from mm_jax.fsq import codebook_usage
 from mm_jax.motion import features as mfeat
 from mm_jax.motion.normalize import Normalizer
+from mm_jax.motion.synth import load_dataset
 from mm_jax.motion.synth.storage import FORMAT_VERSION as FEATURE_FORMAT
+from mm_jax.motion.synth.storage import resolve_split
 from mm_jax.motion.validate import validate_features
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
@@ -81,8 +83,6 @@ class MotionData:
 
     def resolve_split(self, split: str | None, *, preferred: str = "test") -> str:
         """``split`` if given, else ``preferred`` or the first non-empty of test, val, train."""
-        from mm_jax.motion.synth.storage import resolve_split
-
         sizes = {name: len(v) for name, v in self.offsets.items()}
         return resolve_split(sizes, split, preferred=preferred, where=self.source)
 
@@ -100,8 +100,6 @@ def open_motion_data(data_dir: str | pathlib.Path, *, normalizer: Normalizer | N
         (``LoadedTokenizer.normalizer``) to evaluate it; None for the dataset's
         own ``stats.npz``, which is only right for training on it.
     """
-    from mm_jax.motion.synth import load_dataset
-
     ds = load_dataset(data_dir)
     offsets, lengths, ids = {}, {}, {}
     for split in ("train", "val", "test"):
@@ -124,8 +122,9 @@ class TokenizerArtifact:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg_path = run_dir / "tokenizer.json"
         if cfg_path.exists():
-            saved = json.loads(cfg_path.read_text())["config"]
-            if saved != configs.to_dict(cfg):
+            saved = stored_config(run_dir)
+            # Fields added since the run was made are absent from its file and take their defaults.
+            if configs.to_dict(configs.from_dict(TokenizerConfig, saved)) != configs.to_dict(cfg):
                 raise CheckpointError(
                     f"{run_dir} holds a tokenizer with another config ({saved}); "
                     f"use a new run directory"
@@ -143,6 +142,15 @@ class TokenizerArtifact:
         path.write_text(json.dumps(meta, indent=2))
 
 
+def stored_config(run_dir: pathlib.Path) -> dict:
+    """The TokenizerConfig dict exactly as ``RUN/tokenizer.json`` (and the checkpoints' meta) hold it.
+
+    A field added to the config later is absent there and takes its default
+    when loaded; checkpoints are checked against this dict, not a re-serialised one.
+    """
+    return json.loads((pathlib.Path(run_dir) / "tokenizer.json").read_text())["config"]
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedTokenizer:
     cfg: TokenizerConfig
@@ -155,12 +163,8 @@ class LoadedTokenizer:
 
 
 def load_tokenizer(run_dir: str | pathlib.Path, step: int | None = None) -> LoadedTokenizer:
-    """Restores a trained tokenizer for inference.
-
-    Raises:
-      CheckpointError: missing files, or a checkpoint that does not match
-        ``tokenizer.json``.
-    """
+    """Restores a trained tokenizer for inference (CheckpointError: missing files, or a checkpoint
+    that does not match ``tokenizer.json``)."""
     run_dir = pathlib.Path(run_dir)
     cfg_path = run_dir / "tokenizer.json"
     if not cfg_path.exists():
@@ -175,7 +179,7 @@ def load_tokenizer(run_dir: str | pathlib.Path, step: int | None = None) -> Load
     cfg = configs.from_dict(TokenizerConfig, saved["config"])
     abstract = jax.eval_shape(lambda: tmodel.init_params(cfg, key=jax.random.key(0)))
     restored_step, params, _ = load_params(run_dir, abstract, step=step,
-                                           expected_meta={"tokenizer": configs.to_dict(cfg)})
+                                           expected_meta={"tokenizer": saved["config"]})
     return LoadedTokenizer(cfg, params, Normalizer.load(run_dir / "stats.npz"), restored_step)
 
 
@@ -257,7 +261,7 @@ def evaluate_tokenizer(
 
     Args:
       tok: the trained tokenizer (its ``normalizer`` is used, never the dataset's).
-      data_dir: any dataset directory (synthetic or imported).
+      data_dir: any dataset directory.
       split: the split to score; None for test, or val, or train, the first
         that holds sequences (imported data may have no test split).
       max_sequences: score only the first sequences of the split.
@@ -363,8 +367,6 @@ def encode_dataset(
     dataset's memory map in groups of ``ENCODE_GROUP`` and encoded within
     ``max_batch_frames`` (:func:`encode_sequences`).
     """
-    from mm_jax.motion.synth import load_dataset
-
     tok = load_tokenizer(run_dir)
     ds = load_dataset(data_dir)
     records = [ds.record(i) for split in ("train", "val", "test") for i in ds.ids(split)]

@@ -231,8 +231,10 @@ def context_frames(cfg: TokenizerConfig) -> int:
     one block each. A clip edge-padded by at least this many frames gives the
     same codes and reconstruction however much further its batch is padded,
     so a clip's result does not depend on the other clips it is batched with.
-    60 frames for the tiny preset, 132 for small and base; measured, they need
-    28 and 100 (``tests/test_tokenizer.py`` checks the bound).
+    60 frames for the tiny preset (a plain Haar level; measured need 28) and
+    191 for small, whose CPU design (CDF 5/3 lifting, the wavelet level's
+    stacks, the output filter) adds 59 to the 132 of a plain Haar level at its
+    sizes (measured need 100); ``tests/test_tokenizer*.py`` check the bound.
     """
     fine = 2**cfg.wavelet_levels
     stack = sum(cfg.dilation_growth**i for i in range(cfg.depth))  # one residual stack, in positions

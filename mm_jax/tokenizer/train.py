@@ -19,6 +19,7 @@ A run directory holds ``tokenizer.json`` (the architecture), ``stats.npz``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import pathlib
@@ -39,7 +40,7 @@ from mm_jax.motion.contact import contact_slide_loss
 from mm_jax.motion.normalize import Normalizer
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
-from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, evaluate, open_motion_data
+from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, evaluate, open_motion_data, stored_config
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
 from mm_jax.train.interrupt import StopRequest
 
@@ -115,8 +116,11 @@ def loss_terms(x_hat: jax.Array, x_btf: jax.Array, loss_type: str,
     return terms
 
 
+_DIRECT_TERMS = ("recon", "vel", "local_pos")  # at full weight from the first step; the others ramp in
+
+
 def loss_fn(params: Any, x_btf: jax.Array, mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig,
-            normalizer: Normalizer | None = None):
+            normalizer: Normalizer | None = None, step: jax.Array | int = 0):
     """The weighted sum of the terms of :class:`TokenizerTrainConfig` on normalised x [B, T, F].
 
     ``w_vel`` re-weights the velocity channels of the frame (root and joint
@@ -129,13 +133,19 @@ def loss_fn(params: Any, x_btf: jax.Array, mcfg: TokenizerConfig, tcfg: Tokenize
     first / second difference. ``w_foot_contact`` (needs ``normalizer``, to
     recover joints in metres) is :func:`mm_jax.motion.contact.contact_slide_loss`;
     ``w_joint_accel`` (also) the acceleration error of the joints in cm/frame^2.
+    The loss sees the decoder's output before ``output_smoothing_frames``;
+    ``step`` ramps the auxiliary terms in (``aux_ramp_steps``).
     """
-    x_hat, _ = tmodel.reconstruct(params, x_btf, mcfg)
+    # The output filter is for decoding only: trained through it, the decoder learns to undo it
+    # (val accel. error 13.6 vs 5.6 mm/frame² when the same filter is applied after training; README).
+    x_hat, _ = tmodel.reconstruct(params, x_btf, dataclasses.replace(mcfg, output_smoothing_frames=0.0))
     in_joints = tcfg.w_foot_contact > 0 or tcfg.w_joint_accel > 0
     terms = loss_terms(x_hat, x_btf, tcfg.loss_type, normalizer=normalizer if in_joints else None)
     if in_joints and "foot_contact" not in terms:
         raise ConfigError("w_foot_contact or w_joint_accel > 0 needs the data's normalizer to recover joints")
-    loss = sum(getattr(tcfg, f"w_{name}") * value for name, value in terms.items())
+    ramp = jnp.clip(step / tcfg.aux_ramp_steps - 1.0, 0.0, 1.0) if tcfg.aux_ramp_steps else 1.0
+    loss = sum(getattr(tcfg, f"w_{name}") * value * (1.0 if name in _DIRECT_TERMS else ramp)
+               for name, value in terms.items())
     return loss, {"loss": loss, **terms}
 
 
@@ -144,7 +154,7 @@ def make_train_step(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: opta
     """A pure ``train_step(state, batch) -> (state, metrics)`` (``normalizer``: for ``w_foot_contact``)."""
 
     def train_step(state: TrainState, x_btf: jax.Array) -> tuple[TrainState, dict]:
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x_btf, mcfg, tcfg, normalizer)
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x_btf, mcfg, tcfg, normalizer, state.step)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
@@ -220,7 +230,7 @@ def _initial_state(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax
         )
     if latest is not None:
         abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state._asdict())
-        _, tree, _ = ckpt.restore(abstract, expected_meta={"tokenizer": configs.to_dict(mcfg)})
+        _, tree, _ = ckpt.restore(abstract, expected_meta={"tokenizer": stored_config(run_dir)})
         state = TrainState(**tree)
         log.info("resumed from step %d", int(state.step))
     return state
