@@ -27,8 +27,11 @@ import jax
 import numpy as np
 
 from mm_jax.eval import metrics as M
-from mm_jax.eval.evaluator import Evaluator, embed_motion, embed_text, load_evaluator
+from mm_jax.eval.evaluator import embed_motion, embed_text, Evaluator, load_evaluator
+from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of, sample_codes, text_features
+from mm_jax.motion.synth import load_dataset
 from mm_jax.sweep.spec import EvalSpec
+from mm_jax.tokenizer.artifact import encode_sequences, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,6 @@ class Reference:
 
 def reference(data_dir: str | pathlib.Path, evaluator_dir: str | pathlib.Path, spec: EvalSpec) -> Reference:
     """Embeds the scored split of ``data_dir`` with the evaluator (first caption of each sequence)."""
-    from mm_jax.motion.synth import load_dataset
 
     ds = load_dataset(data_dir)
     split = ds.resolve_split(spec.split)
@@ -68,8 +70,6 @@ def _fid_block(ref: Reference, emb: np.ndarray, spec: EvalSpec, key: jax.Array) 
 
 def tokenizer_floor(ref: Reference, tokenizer_run: str | pathlib.Path, spec: EvalSpec) -> dict[str, Any]:
     """FID (with its interval) of the tokenizer's reconstructions of the scored motions: the floor."""
-    from mm_jax.generate import decode_codes
-    from mm_jax.tokenizer.artifact import encode_sequences, load_tokenizer
 
     tok = load_tokenizer(tokenizer_run)
     fpt = tok.cfg.frames_per_token
@@ -84,7 +84,6 @@ def tokenizer_floor(ref: Reference, tokenizer_run: str | pathlib.Path, spec: Eva
 
 def _sample(decoder_run: str | pathlib.Path, captions: list[str], spec: EvalSpec) -> tuple[list, Any]:
     """(codes of one motion per caption, cut at EOS with at least one code; the loaded tokenizer)."""
-    from mm_jax.generate import load_decoder, load_tokenizer_of, sample_codes, text_features
 
     dec = load_decoder(decoder_run)
     tok, _ = load_tokenizer_of(dec, decoder_run)
@@ -99,7 +98,6 @@ def _sample(decoder_run: str | pathlib.Path, captions: list[str], spec: EvalSpec
 def score_point(decoder_run: str | pathlib.Path, ref: Reference, floor: dict[str, Any],
                 spec: EvalSpec) -> dict[str, Any]:
     """The metrics of one trained point (module docstring), flat, with sample sizes."""
-    from mm_jax.generate import decode_codes
 
     codes, tok = _sample(decoder_run, ref.captions, spec)
     emb = embed_motion(ref.evaluator, decode_codes(tok, codes))

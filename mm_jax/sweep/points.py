@@ -20,6 +20,7 @@ import math
 import pathlib
 
 from mm_jax import train
+from mm_jax.errors import ConfigError
 from mm_jax.model.config import preset as model_preset
 from mm_jax.shards.manifest import MANIFEST, read_manifest
 from mm_jax.sweep.spec import SizeSpec, SweepSpec, TokenizerSpec
@@ -125,7 +126,6 @@ def expand(spec: SweepSpec, out_dir: str | pathlib.Path) -> list[Point]:
 
 def select(points: list[Point], only: list[str] | None) -> list[Point]:
     """The points named in ``only`` (ids or size names), in sweep order; all when None."""
-    from mm_jax.errors import ConfigError
 
     if not only:
         return points

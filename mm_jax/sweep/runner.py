@@ -31,12 +31,16 @@ from typing import Any, Callable, ContextManager
 
 import jax
 
-from mm_jax import configs, perf
+from mm_jax import configs, perf, sharding
 from mm_jax.checkpoint import Checkpointer
+from mm_jax.errors import ConfigError
+from mm_jax.shards.manifest import read_manifest
 from mm_jax.sweep import record as R
-from mm_jax.sweep.evaluate import Reference, reference, score_point, tokenizer_floor
-from mm_jax.sweep.points import Point, expand, experiment, select
+from mm_jax.sweep.evaluate import reference, Reference, score_point, tokenizer_floor
+from mm_jax.sweep.points import expand, experiment, Point, select
 from mm_jax.sweep.spec import SweepSpec
+from mm_jax.sweep.subset import fraction_shards
+from mm_jax.train import loop
 from mm_jax.train.config import ExperimentConfig
 from mm_jax.train.interrupt import StopRequest
 
@@ -59,7 +63,6 @@ class _Scoring:
     @property
     def ref(self) -> Reference:
         if self._ref is None:
-            from mm_jax.errors import ConfigError
 
             if not (self.spec.data_dir and self.spec.evaluator_dir):
                 raise ConfigError("the sweep file needs data_dir and evaluator_dir to score points")
@@ -87,8 +90,6 @@ def _trained_step(run_dir: pathlib.Path) -> int | None:
 def _train(spec: SweepSpec, point: Point, run_dir: pathlib.Path, progress: ProgressFactory,
            stop: StopRequest) -> int:
     """Trains (or resumes) the point; returns the step it started from."""
-    from mm_jax.sweep.subset import fraction_shards
-    from mm_jax.train import loop
 
     if _trained_step(run_dir) == point.steps:
         log.info("point %s already trained to step %d: evaluating only", point.id, point.steps)
@@ -119,8 +120,6 @@ def _cost(exp: ExperimentConfig, steps: int, train_records: int) -> dict[str, An
 def build_record(spec: SweepSpec, point: Point, run_dir: pathlib.Path, scores: dict[str, Any],
                  timing: dict[str, float], start_step: int) -> dict[str, Any]:
     """The ``runs.jsonl`` line of a trained and scored point (:mod:`mm_jax.sweep.record`)."""
-    from mm_jax import sharding
-    from mm_jax.shards.manifest import read_manifest
 
     exp = configs.load_json(ExperimentConfig, run_dir / "config.json")
     train_records = int(read_manifest(exp.shards_dir)["splits"]["train"]["num_records"])

@@ -15,6 +15,7 @@ import pathlib
 from typing import Any
 
 from mm_jax.errors import ConfigError, DataError
+from mm_jax.motion.synth import load_dataset
 from mm_jax.shards import write_shards
 from mm_jax.shards.manifest import read_manifest
 
@@ -41,7 +42,6 @@ class _TrainSubset:
 def fraction_shards(data_dir: str | pathlib.Path, tokenizer_run: str | pathlib.Path,
                     full_shards: str | pathlib.Path, fraction: float, out_dir: str | pathlib.Path) -> pathlib.Path:
     """Writes (or reuses) the shards of ``fraction`` of the train split in ``out_dir``; returns it."""
-    from mm_jax.motion.synth import load_dataset
 
     if not 0 < fraction < 1:
         raise ConfigError(f"data fraction {fraction} must lie in (0, 1) for a subset")
