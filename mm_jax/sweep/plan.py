@@ -18,9 +18,10 @@ Points run on separate slices write separate ``runs.jsonl`` files;
 keeps its last finished line).
 
 Mesh choice: a mesh pinned in ``launch.meshes[size]`` is used as is (and
-checked when a device is named); otherwise candidates from pure data
-parallelism towards pure FSDP (``data * fsdp = devices``, tensor 1) are
-planned in turn and the first that fits ``headroom`` of the device wins.
+checked when a device is named); otherwise, with a device named, candidates
+from pure data parallelism towards pure FSDP (``data * fsdp = devices``,
+tensor 1) are planned in turn and the first that fits 90% of the device
+wins; with no device, the experiment's own mesh is printed unplanned.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def choose_mesh(spec: SweepSpec, point: Point, exp: ExperimentConfig, *, check: 
         mesh = {k: int(pinned.get(k, 1)) for k in ("data", "fsdp", "tensor")}
         plan = run_plan(_with_mesh(exp, mesh), launch.device) if check and launch.device else None
         return mesh, plan
-    if launch.device is None:
-        raise ConfigError(f"size {point.size.name!r}: pin a mesh in launch.meshes or name launch.device to search")
+    if launch.device is None:  # nothing to plan against: the experiment's own mesh (-1 = all devices)
+        return {"data": exp.mesh.data, "fsdp": exp.mesh.fsdp, "tensor": exp.mesh.tensor}, None
     for mesh in _candidates(launch.num_devices, exp.pipeline.global_batch_size):
         plan = run_plan(_with_mesh(exp, mesh), launch.device)
         if plan["fits"]:

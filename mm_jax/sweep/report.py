@@ -20,7 +20,7 @@ def fit_line(name: str, fit: dict[str, Any]) -> str:
         return f"{name}: no fit ({fit['error']})"
     return (f"{name}: alpha = {fit['alpha']:.4f}{_ci(fit, 'alpha')}, A = {fit['A']:.4g}{_ci(fit, 'A')}, "
             f"E = {fit['E']:.4g}{_ci(fit, 'E')}; rms log residual {fit['rms_log_residual']:.4f}, "
-            f"{fit['num_points']} runs, {fit['num_bootstrap']} bootstrap fits ({int(100 * fit['level'])}%)")
+            f"{fit['num_points']} points, {fit['num_bootstrap']} bootstrap fits ({int(100 * fit['level'])}%)")
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
