@@ -37,6 +37,7 @@ from mm_jax.sharding import MeshConfig
 from mm_jax.sweep.points import Point, expand, experiment
 from mm_jax.sweep.spec import SweepSpec
 from mm_jax.train.config import ExperimentConfig
+from mm_jax.train.plan import run_plan
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ def _with_mesh(exp: ExperimentConfig, mesh: dict[str, int]) -> ExperimentConfig:
 
 def choose_mesh(spec: SweepSpec, point: Point, exp: ExperimentConfig, *, check: bool) -> tuple[dict, dict | None]:
     """(mesh, its memory plan or None): the pinned mesh, or the first candidate that fits the device."""
-    from mm_jax.train.plan import run_plan
-
     launch = spec.launch
     pinned = launch.meshes.get(point.size.name)
     if pinned is not None:
