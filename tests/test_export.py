@@ -163,9 +163,92 @@ def test_tokenizer_encode_decode_and_joints(tiny_tokenizer, tmp_path):
                                np.asarray(joints_from_features(feats)), atol=1e-4)
 
 
+# The tokenizer design's options, shrunk (width 16) so each case compiles and runs in seconds.
+_SMALL_SHRUNK = {"width": 16, "window": 16}
+_TOKENIZER_DESIGNS = {
+    # the `small` preset's architecture (CDF 5/3 level with its residual stacks, sigma-1 output filter),
+    # plus a refinement head (perturbed below: its zero-initialised last conv would hide it)
+    "small+refine": {"refine_width": 8},
+    # the reference's latent and dilations on a 2-level CDF 5/3 with the patcher's gain and a wider filter
+    "cdf53x2-reference-options": {"wavelet_levels": 2, "wavelet_gain": 0.5, "latent_kernel": 1,
+                                  "encoder_dilations_descending": True, "output_smoothing_frames": 1.5,
+                                  "refine_width": 8},
+    # 2 Haar levels, no level stacks, an even latent kernel (Flax 'SAME' pads it asymmetrically), no filter
+    "haar2-even-latent": {"wavelet_family": "haar", "wavelet_levels": 2, "wavelet_res_stacks": False,
+                          "wavelet_gain": 2.0, "latent_kernel": 2, "output_smoothing_frames": 0.0},
+}
+
+
+def _random_tokenizer_params(cfg, rng: np.random.Generator) -> dict:
+    """Random weights in the shapes of ``init_params(cfg)`` (traced, not compiled: seconds saved per config).
+
+    Every leaf is random, the refinement head's zero-initialised last conv and the LayerNorms included,
+    so each mapped tensor moves the output. Kernels [k, in, out] ~ N(0, 1 / (k * in)).
+    """
+    from mm_jax.tokenizer import model as tmodel
+
+    shapes = jax.eval_shape(lambda key: tmodel.init_params(cfg, key=key), jax.random.key(0))
+
+    def draw(path, leaf):
+        name, shape = jax.tree_util.keystr(path), leaf.shape
+        if name.endswith("['kernel']"):
+            return (rng.standard_normal(shape) / np.sqrt(shape[0] * shape[1])).astype(np.float32)
+        base = 1.0 if name.endswith("['scale']") else 0.0
+        return (base + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+@pytest.mark.parametrize("design", sorted(_TOKENIZER_DESIGNS))
+def test_tokenizer_design_parity(design, tmp_path):
+    """Each TokenizerConfig option through the export: encode codes equal, decode within TOL of JAX."""
+    from mm_jax.export.run import _write_tokenizer
+    from mm_jax.motion.normalize import Normalizer
+    from mm_jax.tokenizer import PRESETS
+    from mm_jax.tokenizer import model as tmodel
+    from mm_jax.tokenizer.artifact import LoadedTokenizer
+    from mm_jax.torch_port.tokenizer import MotionTokenizer
+
+    cfg = dataclasses.replace(PRESETS["small"][0], **_SMALL_SHRUNK, **_TOKENIZER_DESIGNS[design])
+    rng = np.random.default_rng(6)
+    params = _random_tokenizer_params(cfg, rng)
+    norm = Normalizer(mean=rng.standard_normal(272).astype(np.float32),
+                      std=rng.uniform(0.5, 2, 272).astype(np.float32))
+    tok = LoadedTokenizer(cfg=cfg, params=params, normalizer=norm, step=0)
+    _write_tokenizer(tmp_path, tok)
+    port = MotionTokenizer.from_export(tmp_path)
+    assert port.cfg == {**dataclasses.asdict(cfg), "fsq_levels": list(cfg.fsq_levels)}
+    x = rng.standard_normal((2, 5 * cfg.frames_per_token, 272)).astype(np.float32)
+    want_ids = np.array(jax.jit(tmodel.encode, static_argnums=2)(params, x, cfg))
+    np.testing.assert_array_equal(want_ids, port.encode(torch.from_numpy(x)).numpy())
+    assert len(np.unique(want_ids)) > 3  # not a degenerate constant code
+    diff = verify.tokenizer_decode_diff(tmp_path, tok, tokens=7)
+    assert diff < TOL, f"{design}: max |decode diff| {diff:.3g}"
+    if cfg.refine_width:  # the head's last conv (zero at init) is random here and moves the output
+        ids = torch.from_numpy(want_ids)
+        full = port.decode(ids)
+        with torch.no_grad():
+            port.refine.Conv_1.weight.zero_()
+            port.refine.Conv_1.bias.zero_()
+        assert (full - port.decode(ids)).abs().max() > 1e-2
+
+
+def test_torch_tokenizer_refuses_unknown_config():
+    from mm_jax.torch_port.tokenizer import MotionTokenizer
+
+    base = {"feature_dim": 272, "width": 8, "depth": 1, "dilation_growth": 3, "down_t": 1, "wavelet_levels": 1,
+            "fsq_levels": [5, 5]}
+    assert MotionTokenizer(base).cfg["wavelet_family"] == "haar"  # an export made before the field existed
+    with pytest.raises(ValueError, match="future"):
+        MotionTokenizer({**base, "future": 1})
+    with pytest.raises(ValueError, match="wavelet_family='db4'"):
+        MotionTokenizer({**base, "wavelet_family": "db4"})
+
+
 def test_unsupported_tokenizer_config_and_bad_runs(tmp_path):
-    with pytest.raises(ExportError, match="unsupported tokenizer config: refine_width=16"):
-        aux_maps.check_tokenizer_config({"width": 32, "refine_width": 16})
+    aux_maps.check_tokenizer_config({"width": 32, "refine_width": 16, "wavelet_family": "cdf53"})
+    with pytest.raises(ExportError, match="unsupported tokenizer config: wavelet_family='db4'"):
+        aux_maps.check_tokenizer_config({"width": 32, "wavelet_family": "db4"})
     with pytest.raises(ExportError, match="unsupported tokenizer config: field future"):
         aux_maps.check_tokenizer_config({"future": 1})
     with pytest.raises(ExportError, match="not an mm_jax decoder run"):

@@ -9,9 +9,14 @@ Motion tokenizer: Flax ``Conv`` kernels are [k, in, out] and torch ``Conv1d``
 wants [out, in, k] (transposed (2, 1, 0)); ``LayerNorm`` scale -> weight. The
 torch module (:mod:`mm_jax.torch_port.tokenizer`) keeps the Flax module names
 (``decoder.ResStack_0.ResBlock_1.Conv_0.weight``), so the map is mechanical;
-every leaf must be consumed and only the config fields the port implements
-may differ from their neutral values (anything else is an ``ExportError``,
-never an export with wrong numbers).
+the options' modules keep their Flax names too (``encoder.wavelet_stack_0``,
+``refine.ResBlock_1``). Every leaf must be consumed and every config field
+must be one the port implements, at a value it implements (anything else is
+an ``ExportError`` naming the field, never an export with wrong numbers).
+The port implements all of ``TokenizerConfig``: both wavelet families at any
+number of levels, ``wavelet_gain``, ``wavelet_res_stacks``, ``refine_width``,
+``latent_kernel`` (any size, Flax 'SAME' padding), ``encoder_dilations_descending``
+and ``output_smoothing_frames``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from mm_jax.text.weights import EMBED_MAP, LAYER_MAP, hf_shapes
 
 Item = tuple[str, tuple[int, ...], Callable[[], np.ndarray]]
 
-# TokenizerConfig fields the torch port implements, and the later fields it supports at one value only.
+# TokenizerConfig fields the torch port (mm_jax.torch_port.tokenizer) implements, and the values it implements
+# where that is not every value the config accepts.
 TOKENIZER_PORTED = ("feature_dim", "width", "depth", "dilation_growth", "down_t", "wavelet_levels", "fsq_levels",
-                    "window")
-TOKENIZER_NEUTRAL = {"wavelet_family": "haar", "wavelet_gain": 1.0, "wavelet_res_stacks": False, "refine_width": 0,
-                     "latent_kernel": 3, "encoder_dilations_descending": False}
+                    "window", "wavelet_family", "wavelet_gain", "wavelet_res_stacks", "refine_width",
+                    "latent_kernel", "encoder_dilations_descending", "output_smoothing_frames")
+TOKENIZER_VALUES = {"wavelet_family": ("haar", "cdf53")}
 
 
 def _untransform(x: np.ndarray, how: str, cfg: TextConfig) -> np.ndarray:
@@ -84,14 +90,12 @@ def bert_config(cfg: TextConfig) -> dict:
 def check_tokenizer_config(cfg_dict: dict[str, Any]) -> None:
     """Raises ExportError for a tokenizer config field the torch port does not implement."""
     for name, value in cfg_dict.items():
-        if name in TOKENIZER_PORTED:
-            continue
-        if name not in TOKENIZER_NEUTRAL:
+        if name not in TOKENIZER_PORTED:
             raise ExportError(f"unsupported tokenizer config: field {name}={value!r} is not implemented by the "
                               f"torch port (it implements {list(TOKENIZER_PORTED)})")
-        if value != TOKENIZER_NEUTRAL[name]:
-            raise ExportError(f"unsupported tokenizer config: {name}={value!r}; the torch port implements only "
-                              f"{name}={TOKENIZER_NEUTRAL[name]!r}")
+        if name in TOKENIZER_VALUES and value not in TOKENIZER_VALUES[name]:
+            raise ExportError(f"unsupported tokenizer config: {name}={value!r}; the torch port implements "
+                              f"{name} in {TOKENIZER_VALUES[name]}")
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
