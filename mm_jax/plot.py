@@ -1,9 +1,11 @@
 """Loss curves of a run as a PNG (stage: train, reporting).
 
 Input: a run directory's ``metrics.jsonl`` (:mod:`mm_jax.tracking`). Output:
-one PNG with three panels against the step: train and val loss, train and
-val motion-token accuracy, and the learning rate. Uses matplotlib's Agg
-backend (no display needed).
+one PNG with panels against the step: train and val loss, train and val
+motion-token accuracy, the learning rate and, when the run evaluated during
+training (``train.eval_every``), the generated motion's jerk and foot skating
+beside the real clips' and the evaluator's FID and R-precision. Uses
+matplotlib's Agg backend (no display needed).
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ PANELS = (
     ("loss", (("train/loss", "train"), ("val/loss", "val")), "cross-entropy (nats)"),
     ("accuracy", (("train/accuracy", "train"), ("val/accuracy", "val")), "next-token accuracy"),
     ("learning rate", (("train/lr", "lr"),), "lr"),
+)
+# Drawn only when the run has these rows (in-training evaluation, mm_jax.train.periodic).
+EVAL_PANELS = (
+    ("jerk", (("eval/jerk", "generated"), ("eval/real_jerk", "real")), "mean jerk (m/s^3)"),
+    ("foot skating", (("eval/foot_skating", "generated"), ("eval/real_foot_skating", "real")), "ratio"),
+    ("evaluator", (("eval/fid", "FID"), ("eval/r_precision_top1", "R@1")), "FID / R-precision"),
 )
 
 
@@ -48,12 +56,13 @@ def plot_run(run_dir: str | pathlib.Path, out_png: str | pathlib.Path, *, title:
         raise DataError(f"cannot read metrics of {run_dir}: {e}") from None
     if not _series(rows, "train/loss")[0]:
         raise DataError(f"{run_dir} has no train/loss rows to plot")
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 4.2))
-    for ax, (name, keys, ylabel) in zip(axes, PANELS):
+    panels = PANELS + tuple(p for p in EVAL_PANELS if any(_series(rows, k)[0] for k, _ in p[1]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
+    for ax, (name, keys, ylabel) in zip(axes, panels):
         for key, label in keys:
             steps, values = _series(rows, key)
             if steps:
-                style = {"marker": "o", "markersize": 4} if label == "val" else {"linewidth": 1.2}
+                style = {"linewidth": 1.2} if key.startswith("train/") else {"marker": "o", "markersize": 4}
                 ax.plot(steps, values, label=label, **style)
         ax.set_title(name)
         ax.set_xlabel("step")

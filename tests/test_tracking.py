@@ -53,6 +53,24 @@ def test_plot_of_a_run_with_a_torn_last_line(tmp_path, caplog):
     assert out.stat().st_size > 1000 and "torn last line" in caplog.text
 
 
+def test_plot_adds_the_in_training_evaluation_panels_when_the_run_has_them(tmp_path):
+    """3 panels (loss, accuracy, lr) at 5 inches x 100 dpi each; eval/* rows add jerk and foot skating."""
+    from PIL import Image
+
+    from mm_jax.plot import plot_run
+
+    rows = [{"step": s, "train/loss": 3.0 - 0.1 * s, "train/accuracy": 0.1 * s, "train/lr": 1e-3} for s in range(1, 7)]
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows += [{"step": 3, "eval/jerk": 300.0, "eval/foot_skating": 0.4, "eval/real_jerk": 100.0,
+              "eval/real_foot_skating": 0.1}, {"step": 6, "eval/jerk": 200.0, "eval/foot_skating": 0.3}]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = Image.open(plot_run(tmp_path / "plain", tmp_path / "plain.png")).size
+    with_eval = Image.open(plot_run(tmp_path / "eval", tmp_path / "eval.png")).size
+    assert plain[0] == 3 * 500 and with_eval[0] == 5 * 500 and plain[1] == with_eval[1]
+
+
 def test_truncate_drops_rows_past_the_step_and_a_torn_tail(tmp_path):
     path = tmp_path / "metrics.jsonl"
     _write_rows(path, range(1, 10), TORN)
