@@ -90,7 +90,7 @@ def _mean_rows(rows: list[dict]) -> list[dict]:
         group = [r for r in rows if r["variant"] == name]
         mean = {k: float(np.mean([r[k] for r in group])) for k in KEYS}
         spread = {f"{k}_sd": float(np.std([r[k] for r in group])) for k in ("accel_error_mm", "jitter")}
-        out.append({"variant": name, "seeds": [r["seed"] for r in group], "steps": group[0]["steps"],
+        out.append({"variant": name, "seeds": [r["seed"] for r in group], "steps": min(r["steps"] for r in group),
                     **mean, **spread})
     return out
 
@@ -176,7 +176,7 @@ def main() -> None:
             data = open_motion_data(args.data, normalizer=tok.normalizer)
             cfg = dataclasses.replace(tok.cfg, output_smoothing_frames=args.smoothing)
             m = evaluate(tok.params, cfg, data, split=data.resolve_split(None))
-            rows.append({"variant": name, "seed": seed, "steps": tcfg.steps, "run": str(run),
+            rows.append({"variant": name, "seed": seed, "steps": tok.step, "run": str(run),
                          **{k: m[k] for k in KEYS}})
             curves[run.name] = curve(run)
             write_report(rows, curves, pathlib.Path(args.out), args.command or " ".join(sys.argv),

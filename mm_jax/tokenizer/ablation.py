@@ -108,7 +108,9 @@ def _design(base: TokenizerConfig) -> str:
     return (f"{base.wavelet_family} wavelet (gain {base.wavelet_gain:g}), "
             + ("each level keeps the residual stack of the down block it replaces (equal depth)"
                if base.wavelet_res_stacks else "a level replaces a down block and its residual stack")
-            + (f", refinement head of width {base.refine_width}" if base.refine_width else ""))
+            + (f", refinement head of width {base.refine_width}" if base.refine_width else "")
+            + (f", output filter sigma {base.output_smoothing_frames:g} frames (decoding only; every row)"
+               if base.output_smoothing_frames else ""))
 
 
 def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig, hold: str,
