@@ -21,10 +21,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import pathlib
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +32,7 @@ import optax
 
 from mm_jax import configs, runlock
 from mm_jax.checkpoint import Checkpointer
-from mm_jax.errors import CheckpointError, ConfigError, NonFiniteError
+from mm_jax.errors import CheckpointError, ConfigError
 from mm_jax.tracking import MetricsWriter, truncate_metrics
 from mm_jax.motion import features as mfeat
 from mm_jax.motion.contact import contact_slide_loss
@@ -42,29 +41,19 @@ from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, evaluate, open_motion_data, stored_config
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
+from mm_jax.train import recipe
 from mm_jax.train.interrupt import StopRequest
+from mm_jax.train.recipe import TrainState
 
 log = logging.getLogger(__name__)
 
 
-class TrainState(NamedTuple):
-    step: jax.Array
-    params: Any
-    opt_state: Any
-
-
 def make_optimizer(cfg: TokenizerTrainConfig) -> optax.GradientTransformation:
-    """AdamW (betas ``adam_b1``, ``adam_b2``) with linear warm-up, then cosine decay or a constant rate,
-    after global-norm clipping (none when ``grad_clip`` is None, as the reference)."""
-    warmup = min(cfg.warmup_steps, cfg.steps - 1)
-    if cfg.lr_schedule == "constant":
-        schedule = optax.join_schedules(
-            [optax.linear_schedule(0.0, cfg.lr, max(warmup, 1)), optax.constant_schedule(cfg.lr)], [warmup])
-    else:
-        schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup_steps=warmup, decay_steps=cfg.steps,
-                                                      end_value=cfg.lr * 0.05)
-    adamw = optax.adamw(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, weight_decay=cfg.weight_decay)
-    return adamw if cfg.grad_clip is None else optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adamw)
+    """AdamW (betas ``adam_b1``, ``adam_b2``) with linear warm-up, then cosine decay to 5% or a constant rate,
+    after global-norm clipping (none when ``grad_clip`` is None, as the reference): the shared recipe."""
+    schedule = recipe.warmup_cosine(cfg.lr, cfg.warmup_steps, cfg.steps, 0.05, constant=cfg.lr_schedule == "constant")
+    return recipe.adamw(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, weight_decay=cfg.weight_decay,
+                        grad_clip=cfg.grad_clip)
 
 
 _ELEMENT_LOSS = {
@@ -229,9 +218,9 @@ def _initial_state(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax
             "(--resume) to continue it, or choose a new run directory"
         )
     if latest is not None:
-        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state._asdict())
+        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state.to_dict())
         _, tree, _ = ckpt.restore(abstract, expected_meta={"tokenizer": stored_config(run_dir)})
-        state = TrainState(**tree)
+        state = TrainState.from_dict(tree)
         log.info("resumed from step %d", int(state.step))
     return state
 
@@ -254,20 +243,16 @@ def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, prog
         halt = stop.requested or ckpt.reached_preemption(done)
         last = done == tcfg.steps or halt
         if done % tcfg.log_every == 0 or last:
-            m = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
-            if not math.isfinite(m["train/loss"]):
-                ckpt.wait()
-                raise NonFiniteError(
-                    f"tokenizer loss is {m['train/loss']} at step {done}; the last good checkpoint "
-                    f"is step {ckpt.latest_step()}"
-                )
+            m = {f"train/{k}": v for k, v in recipe.host_metrics(
+                metrics, step=done, watched=("loss",), on_bad=ckpt.wait,
+                context=lambda: f"the tokenizer's; the last good checkpoint is step {ckpt.latest_step()}").items()}
             m["perf/steps_per_s"] = (done - start) / (time.perf_counter() - t0)
             writer.write(done, m)
         if done % tcfg.val_every == 0 or done == tcfg.steps:
             val = evaluate(state.params, mcfg, data, split=val_split, max_sequences=64)
             writer.write(done, {f"val/{k}": v for k, v in val.items()})
         # Every step: orbax saves on the interval, when forced, and at a preemption step.
-        ckpt.save(done, state._asdict(), _meta(mcfg, tcfg), force=done % tcfg.ckpt_every == 0 or last)
+        ckpt.save(done, state.to_dict(), _meta(mcfg, tcfg), force=done % tcfg.ckpt_every == 0 or last)
         if progress is not None:
             progress(done, tcfg.steps)
         if halt:
