@@ -197,3 +197,17 @@ def test_orbax_tracebacks_are_dropped_from_the_cli_log():
     orbax = logging.LogRecord("absl", logging.ERROR, "/x/orbax/checkpoint/async.py", 1, "save failed", (), exc)
     other = logging.LogRecord("absl", logging.ERROR, "/x/jax/foo.py", 1, "other", (), exc)
     assert not _no_orbax_tracebacks(orbax) and _no_orbax_tracebacks(other)
+
+
+def test_tokenizer_set_takes_model_and_train_sections_like_every_trainer():
+    import argparse
+
+    from mm_jax.cli.tokenizer_cmd import _configs
+    from mm_jax.errors import ConfigError
+
+    args = argparse.Namespace(preset="tiny", steps=None, overrides=["model.width=40", "train.lr=0.002", "depth=2"],
+                              train_overrides=["batch_size=3"])
+    mcfg, tcfg = _configs(args)
+    assert (mcfg.width, mcfg.depth, tcfg.lr, tcfg.batch_size) == (40, 2, 0.002, 3)
+    with pytest.raises(ConfigError, match="nope"):
+        _configs(argparse.Namespace(preset="tiny", steps=None, overrides=["train.nope=1"], train_overrides=[]))

@@ -53,9 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    add_overrides(p)  # TokenizerConfig fields, e.g. --set width=128
+    # As every trainer: --set model.width=128 / --set train.lr=1e-3 (a bare key is a model field;
+    # --train-set KEY=VALUE is kept as the older spelling of --set train.KEY=VALUE).
+    add_overrides(p)
     p.add_argument("--train-set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a TokenizerTrainConfig field (repeatable), e.g. --train-set lr=1e-3")
+                   help="override a TokenizerTrainConfig field (repeatable), same as --set train.KEY=VALUE")
 
 
 def _configs(args: argparse.Namespace):
@@ -64,8 +66,11 @@ def _configs(args: argparse.Namespace):
 
     require_positive(steps=args.steps)
     mcfg, tcfg = get_preset(PRESETS, args.preset)
-    mcfg = apply_overrides(mcfg, getattr(args, "overrides", []))
-    tcfg = apply_overrides(tcfg, getattr(args, "train_overrides", []))
+    sets = getattr(args, "overrides", [])
+    model_sets = [s.removeprefix("model.") for s in sets if not s.startswith("train.")]
+    train_sets = [s.removeprefix("train.") for s in sets if s.startswith("train.")]
+    mcfg = apply_overrides(mcfg, model_sets)
+    tcfg = apply_overrides(tcfg, train_sets + getattr(args, "train_overrides", []))
     if args.steps is not None:
         tcfg = dataclasses.replace(tcfg, steps=args.steps)
     return mcfg, tcfg
