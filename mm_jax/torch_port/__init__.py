@@ -7,7 +7,8 @@ Modules:
   model:     :class:`MotionLlama` (``transformers.LlamaModel`` + text projection + motion head),
              the additive mixed mask and the real-token positions.
   sampler:   :func:`sample`, KV-cached, temperature/top-k/top-p and classifier-free guidance.
-  tokenizer: :class:`MotionTokenizer` (Haar + conv FSQ autoencoder) and :func:`joints_from_features`.
+  tokenizer: :class:`MotionTokenizer` (Haar or CDF 5/3 levels + conv FSQ autoencoder, optional refinement
+             head and output filter) and :func:`joints_from_features`.
   text:      :class:`TextEncoder` (MiniLM as ``BertModel`` + ``BertTokenizerFast``).
   pipeline:  :class:`TextToMotion`, prompt -> codes -> features -> joints.
 """
