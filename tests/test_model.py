@@ -277,8 +277,8 @@ def test_scan_tree_has_layers_axis_and_same_count():
 
 
 def test_reference_sizes():
-    c = PRESETS["7b"]
-    assert (c.num_layers, c.num_heads, c.width, c.mlp_hidden) == (36, 32, 4096, 11008)  # RECIPE.md: model_hf.py 7B = 36 x 32 x 4096
+    c = PRESETS["7b"]  # RECIPE.md: model_hf.py 7B = 36 x 32 x 4096
+    assert (c.num_layers, c.num_heads, c.width, c.mlp_hidden) == (36, 32, 4096, 11008)
     c = PRESETS["1b"]
     assert (c.num_layers, c.num_heads, c.width, c.mlp_hidden, c.head_dim) == (48, 24, 1536, 4096, 64)
     assert (c.codebook_size, c.bos_id, c.eos_id, c.pad_id) == (64000, 64000, 64001, 64002)
