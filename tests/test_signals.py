@@ -145,6 +145,7 @@ def test_tokenizer_stop_and_a_kill_then_resume_is_exact_without_duplicate_rows(t
     _assert_same_tokenizer(tmp_path / "full", run)
 
 
+@pytest.mark.slow  # ~30 s; the decoder and tokenizer stop tests stay in the default suite
 def test_evaluator_stop_saves_its_state_refuses_a_plain_rerun_and_resumes_exactly(tiny_dataset, tmp_path):
     from mm_jax.eval import PRESETS, load_evaluator
     from mm_jax.eval.train import INTERRUPTED, train_evaluator

@@ -167,6 +167,7 @@ def _assert_same_run(ref_dir: pathlib.Path, run_dir: pathlib.Path, exp) -> None:
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(flat_ref, flat_got))
 
 
+@pytest.mark.slow  # ~40 s: a second process; the in-process exact-resume tests stay in the default suite
 def test_exact_resume_in_a_new_process_without_tensorflow(shards, ref_run, tmp_path):
     """20 steps == 10 steps here + a resume to 20 in a fresh process (which never imports tensorflow)."""
     exp = tfx.experiment(shards, steps=20)
