@@ -124,7 +124,7 @@ def test_funnel_set_drops_every_planted_defect(tmp_path):
     f = run_local(load_config("data/curation/synthetic.json"), tmp_path / "videos", tmp_path / "out", workers=2)
     res = {p.parent.name + "/" + p.stem: json.loads(p.read_text())
            for p in (tmp_path / "out" / "results").glob("*/*.json")}
-    reasons = {k: [d["reason"] for d in r["dropped"] if d["reason"] not in ("short track", "not the main person")]
+    reasons = {k: [d["reason"] for d in r["dropped"] if d["reason"] not in ("short track", "over max_people_per_shot")]
                for k, r in res.items()}
     assert reasons == {"v0_clean/shot000": [], "v0_clean/shot001": [], "v1_defects/shot000": ["peak jerk"],
                        "v1_defects/shot001": ["root speed"], "v1_defects/shot002": ["foot sliding"],

@@ -1,10 +1,12 @@
 """Captions of curated clips: the captioner and paraphraser interfaces (stage: curation).
 
-A **captioner** is any callable ``(video, shot_index, start, end) -> [str]``
-(a video-language model run on the clip's frames in the paper). The one that
-runs here, :class:`SidecarCaptioner`, reads ``<video stem>.captions.json``
-beside the video: ``{"<shot index>": [captions], "*": [captions]}`` (a shot's
-own list wins over ``"*"``).
+A **captioner** is any callable ``(video, shot_index, start, end, track=None) -> [str]``
+(a video-language model run on the clip's frames, and on the person's crop
+when a shot has several people, in the paper). The one that runs here,
+:class:`SidecarCaptioner`, reads ``<video stem>.captions.json`` beside the
+video: ``{"<shot index>/t<track id>": [captions], "<shot index>": [captions],
+"*": [captions]}`` (a person's own list wins over the shot's, which wins over
+``"*"``).
 
 A **paraphraser** is any callable ``(caption, n) -> [str]`` returning up to
 ``n`` rewrites. The paper asked an LLM for 20 per caption;
@@ -49,7 +51,8 @@ _SUBJECT = re.compile(r"^(a|an|the) (person|man|woman|figure|individual)\b|^some
 class SidecarCaptioner:
     """Captions from ``<stem>.captions.json`` beside each video (module docstring)."""
 
-    def __call__(self, video: pathlib.Path, shot_index: int, start: int, end: int) -> list[str]:
+    def __call__(self, video: pathlib.Path, shot_index: int, start: int, end: int,
+                 track: int | None = None) -> list[str]:
         path = video.with_name(video.stem + ".captions.json")
         if not path.is_file():
             return []
@@ -57,7 +60,7 @@ class SidecarCaptioner:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: unreadable captions file ({e})") from None
-        caps = data.get(str(shot_index), data.get("*", []))
+        caps = data.get(f"{shot_index}/t{track}", data.get(str(shot_index), data.get("*", [])))
         return [" ".join(str(c).split()) for c in caps if str(c).strip()]
 
 

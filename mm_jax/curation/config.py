@@ -66,6 +66,13 @@ class DetectConfig:
         last box is at least this.
       max_gap: a track ends after this many sampled frames without a detection.
       min_track_frames: shorter tracks are dropped (reason "short track").
+      max_people_per_shot: every tracked person (a track of at least
+        ``min_track_frames``) goes through the box and transition filters,
+        largest first (frames x mean box height), and each one with a piece
+        left becomes its own clips (track id in the clip id); after this many
+        people the rest are dropped ("over max_people_per_shot"). 1 keeps only
+        the main person, as GVHMR's demo does. 3 by default: a shot's main
+        actors, not a crowd (background people mostly fail the box-size test).
     """
 
     detector: Literal["hog", "tracks"] = "hog"
@@ -78,9 +85,12 @@ class DetectConfig:
     link_iou: float = 0.3
     max_gap: int = 3
     min_track_frames: int = 30
+    max_people_per_shot: int = 3
 
     def __post_init__(self) -> None:
-        _require([(self.frame_stride >= 1, f"detect.frame_stride must be >= 1, got {self.frame_stride}"),
+        _require([(self.max_people_per_shot >= 1,
+                   f"detect.max_people_per_shot must be >= 1, got {self.max_people_per_shot}"),
+                  (self.frame_stride >= 1, f"detect.frame_stride must be >= 1, got {self.frame_stride}"),
                   (self.scale > 1.0, f"detect.scale must be > 1, got {self.scale}"),
                   (0 < self.link_iou <= 1, f"detect.link_iou must be in (0, 1], got {self.link_iou}")])
 

@@ -8,11 +8,16 @@ a JSON-ready dict recording every decision::
      "dropped": [{"stage", "reason", "track", "frames", "value", "threshold", ...}],
      "clips": [{"id", "track", "start", "end", "frames", "captions", "metrics"}]}
 
-and the kept clips' 272-d features ``{clip id: [T, 272] float32}``. The
-main person of a shot is its track with the most frames x mean box height
-(GVHMR's demo also follows one main person); the others are recorded as
-dropped. Timings are returned apart (they differ from run to run, the result
-does not).
+and the kept clips' 272-d features ``{clip id: [T, 272] float32}``. Every
+tracked person is a candidate: the tracks are ranked by frames x mean box
+height, each goes through the box and transition filters in that order, and
+up to ``detect.max_people_per_shot`` people with a piece left become clips
+(the track id is in the clip id; ``"people"`` in the result lists each
+person's rank, frames, box runs, pieces and clips). Per-person GVHMR results
+``<video>.track<ID>.gvhmr.*`` are used when present; the video's own
+``<video>.gvhmr.*`` (GVHMR's demo follows one main person) only for the
+top-ranked track. Timings are returned apart (they differ from run to run,
+the result does not).
 """
 
 from __future__ import annotations
@@ -57,10 +62,11 @@ def _tracks(task: ShotTask, cfg: CurationConfig, detector) -> list[Track]:
     return detect_tracks(task.video, task.start, task.end, cfg.detect, detector)
 
 
-def _gvhmr_file(task: ShotTask, cfg: CurationConfig, track_id: int) -> pathlib.Path | None:
+def _gvhmr_file(task: ShotTask, cfg: CurationConfig, track_id: int, rank: int) -> pathlib.Path | None:
+    """The person's own GVHMR result, else (the top-ranked person only) the video's."""
     video = pathlib.Path(task.video)
     folder = pathlib.Path(cfg.smpl.gvhmr_dir) if cfg.smpl.gvhmr_dir else video.parent
-    names = [f"{video.stem}.track{track_id}.gvhmr", f"{video.stem}.gvhmr"]
+    names = [f"{video.stem}.track{track_id}.gvhmr"] + ([f"{video.stem}.gvhmr"] if rank == 0 else [])
     return next((folder / (n + s) for n in names for s in (".npz", ".pt") if (folder / (n + s)).is_file()), None)
 
 
@@ -70,8 +76,8 @@ def _drop(out: dict, stage: str, reason: str, track: Track | None, **extra) -> N
     out["dropped"].append(dict(row, **extra))
 
 
-def _people(task: ShotTask, cfg: CurationConfig, out: dict, detector) -> Track | None:
-    """Stage 2: the shot's main person track, or None (drops recorded)."""
+def _people(task: ShotTask, cfg: CurationConfig, out: dict, detector) -> list[Track]:
+    """Stage 2: the shot's person tracks of at least ``min_track_frames``, largest first (drops recorded)."""
     found = _tracks(task, cfg, detector)
     long = [t for t in found if len(t.frames) >= cfg.detect.min_track_frames]
     for t in found:
@@ -79,22 +85,18 @@ def _people(task: ShotTask, cfg: CurationConfig, out: dict, detector) -> Track |
             _drop(out, "detect", "short track", t, value=len(t.frames), threshold=cfg.detect.min_track_frames)
     if not long:
         _drop(out, "detect", "no person", None, frames=task.end - task.start)
-        return None
-    main = max(long, key=lambda t: (len(t.frames) * float(np.mean(t.boxes[:, 3] - t.boxes[:, 1])), -t.track_id))
-    for t in long:
-        if t is not main:
-            _drop(out, "detect", "not the main person", t)
-    return main
+    return sorted(long, key=lambda t: (-len(t.frames) * float(np.mean(t.boxes[:, 3] - t.boxes[:, 1])), t.track_id))
 
 
-def _pieces(task: ShotTask, cfg: CurationConfig, main: Track, out: dict) -> list[Track]:
-    """Stages 3 and 4: the main track's clean pieces."""
-    good, bad = boxes.box_filter(main, width=task.width, height=task.height, cfg=cfg.boxes)
-    out["bad_frames"], out["box_runs"] = bad, len(good)
+def _pieces(task: ShotTask, cfg: CurationConfig, person: Track, out: dict) -> tuple[list[Track], dict]:
+    """Stages 3 and 4: one person's clean pieces, and the person's row of ``out["people"]``."""
+    good, bad = boxes.box_filter(person, width=task.width, height=task.height, cfg=cfg.boxes)
+    row = {"track": int(person.track_id), "frames": int(len(person.frames)), "bad_frames": bad,
+           "box_runs": len(good), "pieces": 0, "clips": []}
     if not good:
         worst = max(bad, key=bad.get) if bad else "short run"
-        _drop(out, "boxes", worst, main, bad_frames=bad)
-        return []
+        _drop(out, "boxes", worst, person, bad_frames=bad)
+        return [], row
     pieces = []
     for piece in good:
         kept, events = transitions.split_transitions(piece, cfg.transitions)
@@ -102,13 +104,33 @@ def _pieces(task: ShotTask, cfg: CurationConfig, main: Track, out: dict) -> list
         if not kept:
             _drop(out, "transitions", "jump" if events else "short piece", piece, jumps=events)
         pieces += kept
-    out["pieces"] = len(pieces)
+    row["pieces"] = len(pieces)
+    return pieces, row
+
+
+def _filter_people(task: ShotTask, cfg: CurationConfig, people: list[Track], out: dict) -> list[tuple[int, Track]]:
+    """Stages 3 and 4 over the ranked people, up to ``max_people_per_shot`` with pieces: [(rank, piece)]."""
+    pieces: list[tuple[int, Track]] = []
+    kept_people = 0
+    for rank, person in enumerate(people):
+        if kept_people == cfg.detect.max_people_per_shot:
+            _drop(out, "detect", "over max_people_per_shot", person, value=rank + 1,
+                  threshold=cfg.detect.max_people_per_shot)
+            continue
+        got, row = _pieces(task, cfg, person, out)
+        out["people"].append(dict(row, rank=rank))
+        for k, v in row["bad_frames"].items():
+            out["bad_frames"][k] = out["bad_frames"].get(k, 0) + v
+        out["box_runs"] += row["box_runs"]
+        out["pieces"] += row["pieces"]
+        kept_people += bool(got)
+        pieces += [(rank, p) for p in got]
     return pieces
 
 
-def _motion(task: ShotTask, cfg: CurationConfig, piece: Track, out: dict, cache: dict):
-    """Stages 5 and 6 on one piece: (local_rot, joints, metrics) or None (drop recorded)."""
-    path = _gvhmr_file(task, cfg, piece.track_id)
+def _motion(task: ShotTask, cfg: CurationConfig, rank: int, piece: Track, out: dict, cache: dict):
+    """Stages 5 and 6 on one piece of the person ranked ``rank``: (local_rot, joints, metrics) or None."""
+    path = _gvhmr_file(task, cfg, piece.track_id, rank)
     if path is None:
         _drop(out, "smpl", "no SMPL estimate", piece)
         return None
@@ -131,24 +153,26 @@ def _motion(task: ShotTask, cfg: CurationConfig, piece: Track, out: dict, cache:
 def process_shot(task: ShotTask, cfg: CurationConfig, *, detector=None) -> tuple[dict, dict, dict]:
     """(result, {clip id: features [T, 272]}, seconds per stage) of one shot (module docstring)."""
     out = {"video": pathlib.Path(task.video).name, "shot": task.index, "start": task.start, "end": task.end,
-           "dropped": [], "clips": [], "jumps": [], "bad_frames": {}, "box_runs": 0, "pieces": 0}
+           "dropped": [], "clips": [], "jumps": [], "bad_frames": {}, "box_runs": 0, "pieces": 0, "people": []}
     feats: dict[str, np.ndarray] = {}
     seconds = {"detect": 0.0, "filter": 0.0, "smpl+motion": 0.0, "features+captions": 0.0}
     t0 = time.perf_counter()
-    main = _people(task, cfg, out, detector)
+    people = _people(task, cfg, out, detector)
     t1 = time.perf_counter()
-    pieces = [] if main is None else _pieces(task, cfg, main, out)
+    pieces = _filter_people(task, cfg, people, out)
+    out["bad_frames"] = dict(sorted(out["bad_frames"].items()))
     t2 = time.perf_counter()
     seconds["detect"], seconds["filter"] = t1 - t0, t2 - t1
     cache: dict = {}
-    for piece in pieces:
+    for rank, piece in pieces:
         t3 = time.perf_counter()
-        got = _motion(task, cfg, piece, out, cache)
+        got = _motion(task, cfg, rank, piece, out, cache)
         t4 = time.perf_counter()
         seconds["smpl+motion"] += t4 - t3
         if got is None:
             continue
-        caps = SidecarCaptioner()(pathlib.Path(task.video), task.index, int(piece.frames[0]), int(piece.frames[-1]))
+        caps = SidecarCaptioner()(pathlib.Path(task.video), task.index, int(piece.frames[0]), int(piece.frames[-1]),
+                                  track=int(piece.track_id))
         if not caps:
             _drop(out, "captions", "no caption", piece)
             continue
@@ -157,7 +181,8 @@ def process_shot(task: ShotTask, cfg: CurationConfig, *, detector=None) -> tuple
         first, last = int(piece.frames[0]), int(piece.frames[-1]) + 1
         cid = f"{task.name}/shot{task.index:03d}/t{piece.track_id}_{first:06d}-{last:06d}"
         feats[cid] = smpl.clip_features(rot, joints)
-        out["clips"].append({"id": cid, "track": int(piece.track_id), "start": first, "end": last,
-                             "frames": int(len(joints)), "captions": caps, "metrics": metrics})
+        out["clips"].append({"id": cid, "track": int(piece.track_id), "person_rank": rank, "start": first,
+                             "end": last, "frames": int(len(joints)), "captions": caps, "metrics": metrics})
+        next(p for p in out["people"] if p["rank"] == rank)["clips"].append(cid)
         seconds["features+captions"] += time.perf_counter() - t4
     return out, feats, seconds

@@ -23,6 +23,8 @@ from mm_jax.curation.config import CurationConfig, config_dict
 
 log = logging.getLogger(__name__)
 STAGES = ("shots", "detect", "boxes", "transitions", "smpl", "motion", "captions")
+MAX_ROWS = 1000  # per-person rows kept in funnel.json (counts are over all of them)
+MD_ROWS = 40  # of which funnel.md shows this many
 
 
 def _drops(rows: list[dict], stage: str, reasons: tuple[str, ...] | None = None) -> dict[str, int]:
@@ -39,7 +41,7 @@ def funnel(out: pathlib.Path) -> dict:
     shot_rows = [s for f in shot_files for s in f["shots"]]
     res = results.load_results(out)
     drops = [d for r in res for d in r["dropped"]]
-    with_person = sum(not any(d["reason"] == "no person" for d in r["dropped"]) for r in res)
+    people = sum(len(r.get("people", [])) for r in res)
     runs, pieces = sum(r["box_runs"] for r in res), sum(r["pieces"] for r in res)
     smpl_ok = pieces - sum(_drops(drops, "smpl").values())
     motion_ok = smpl_ok - sum(_drops(drops, "motion").values())
@@ -47,8 +49,8 @@ def funnel(out: pathlib.Path) -> dict:
     rows = [
         ("shots", len(shot_rows), sum(s["kept"] for s in shot_rows),
          {"too short": sum(not s["kept"] for s in shot_rows)}),
-        ("detect", len(res), with_person, _drops(drops, "detect", ("no person",))),
-        ("boxes", with_person, runs, _drops(drops, "boxes")),
+        ("detect", len(res), people, _drops(drops, "detect", ("no person",))),
+        ("boxes", people, runs, _drops(drops, "boxes")),
         ("transitions", runs, pieces, _drops(drops, "transitions")),
         ("smpl", pieces, smpl_ok, _drops(drops, "smpl")),
         ("motion", smpl_ok, motion_ok, _drops(drops, "motion")),
@@ -57,12 +59,28 @@ def funnel(out: pathlib.Path) -> dict:
     frames = sum(c["frames"] for c in clips)
     return {"videos": len(shot_files), "video_hours": round(sum(f["frames"] / f["fps"] for f in shot_files) / 3600, 6),
             "stages": [{"stage": s, "in": i, "out": o, "dropped": d} for s, i, o, d in rows],
-            "other_tracks_dropped": _drops(drops, "detect", ("short track", "not the main person")),
+            "other_tracks_dropped": _drops(drops, "detect", ("short track", "over max_people_per_shot")),
+            "people": people_summary(res),
             "bad_frames": _sum_dicts(r["bad_frames"] for r in res),
             "motion_drops": [{"track": d["track"], "reason": d["reason"], "value": d["value"],
                               "threshold": d["threshold"]} for d in drops if d["stage"] == "motion"],
             "clips_out": len(clips), "frames_out": frames, "hours_out": round(frames / 30.0 / 3600, 6),
             "throughput": throughput(out, len(shot_files), len(res), pieces, len(clips))}
+
+
+def people_summary(res: list[dict]) -> dict:
+    """Shots by number of people filtered, and one row per person (the first :data:`MAX_ROWS`)."""
+    by_count: dict[str, int] = {}
+    rows = []
+    for r in res:
+        ppl = r.get("people", [])
+        by_count[str(len(ppl))] = by_count.get(str(len(ppl)), 0) + 1
+        rows += [{"shot": f"{pathlib.Path(r['video']).stem}/shot{r['shot']:03d}", "track": p["track"],
+                  "rank": p["rank"], "frames": p["frames"], "box_runs": p["box_runs"], "pieces": p["pieces"],
+                  "clips": p["clips"]} for p in ppl]
+    return {"shots_by_people": dict(sorted(by_count.items(), key=lambda kv: int(kv[0]))),
+            "people_with_clips": sum(bool(p["clips"]) for p in rows), "rows": rows[:MAX_ROWS],
+            "rows_left_off": max(0, len(rows) - MAX_ROWS)}
 
 
 def _sum_dicts(dicts) -> dict[str, int]:
@@ -95,14 +113,28 @@ def markdown(f: dict, cfg: dict, *, runner: str, workers: int) -> str:
         why = ", ".join(f"{k}: {v}" for k, v in s["dropped"].items() if v) or "-"
         lines.append(f"| {s['stage']} | {s['in']} | {s['out']} | {why} |")
     lines += ["", f"Other tracks dropped at detection: {f['other_tracks_dropped'] or 'none'}.",
-              f"Bad frames of main tracks (box filter): {f['bad_frames'] or 'none'}.", "",
-              "Motion-filter drops (value against threshold):", ""]
+              f"Bad frames of the people's tracks (box filter): {f['bad_frames'] or 'none'}.", ""]
+    lines += _people_lines(f["people"])
+    lines += ["", "Motion-filter drops (value against threshold):", ""]
     lines += [f"- {d['reason']}: {d['value']:.4g} (threshold {d['threshold']:.4g})" for d in f["motion_drops"]]
     lines += ["", "| stage group | items | seconds | items/s per core |", "|---|---|---|---|"]
     for k, t in f["throughput"].items():
         lines.append(f"| {k} | {t['items']} {t['unit']} | {t['seconds']} | {t['per_second_per_core']} |")
     lines += ["", "Config:", "", "```json", json.dumps(cfg, indent=1, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def _people_lines(ppl: dict) -> list[str]:
+    """The people table of funnel.md: one row per person filtered (stages 3-6), track id and clips kept."""
+    counts = ", ".join(f"{k} people: {v} shots" for k, v in ppl["shots_by_people"].items()) or "none"
+    lines = [f"People per shot (filtered at stages 3-4): {counts}; {ppl['people_with_clips']} people gave clips.",
+             "", "| shot | track | rank | frames | box runs | pieces | clips kept |", "|---|---|---|---|---|---|---|"]
+    for p in ppl["rows"][:MD_ROWS]:
+        clips = ", ".join(c.split("/")[-1] for c in p["clips"]) or "-"
+        lines.append(f"| {p['shot']} | {p['track']} | {p['rank']} | {p['frames']} | {p['box_runs']} | "
+                     f"{p['pieces']} | {clips} |")
+    more = len(ppl["rows"]) - MD_ROWS + ppl["rows_left_off"]
+    return lines + ([f"| ... {more} more (funnel.json) | | | | | | |"] if more > 0 else [])
 
 
 def plot(f: dict, path: pathlib.Path) -> None:
@@ -121,7 +153,7 @@ def plot(f: dict, path: pathlib.Path) -> None:
         why = ", ".join(f"{k} {v}" for k, v in s["dropped"].items() if v)
         ax.text(max(s["in"], 0.1) + 0.1, y, why, va="center", fontsize=8)
     ax.set_yticks(list(ys), [s["stage"] for s in stages])
-    ax.set_xlabel("items (shots, then clip pieces)")
+    ax.set_xlabel("items (shots, then people, then clip pieces)")
     ax.set_title(f"{f['videos']} videos -> {f['clips_out']} clips, {f['hours_out'] * 3600:.1f} s of motion")
     ax.set_xlim(0, max(s["in"] for s in stages) * 1.9 + 1)
     ax.legend(loc="lower right")

@@ -17,6 +17,12 @@ own background texture, so cuts are hard cuts. Defects planted in the GVHMR
 file: ``jitter`` (0.3 rad joint-rotation noise on 10 % of frames), ``teleport`` (a 1.5 m jump
 mid-clip), ``slide`` (the body glides at 0.8 m/s with still legs), ``shake``
 (the root oscillates +-0.15 m at 3 Hz).
+
+:func:`write_people_video` makes a shot set with several people whose
+detections are given (``<name>.tracks.json``, the detector adapter format)
+instead of drawn: per person a track of boxes, its own GVHMR result
+``<name>.track<ID>.gvhmr.npz`` and its own captions (``"<shot>/t<ID>"``),
+over plain background shots; the stages after detection are the real ones.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 
 from mm_jax.curation.smpl import GvhmrParams, write_gvhmr_npz
 from mm_jax.curation.synthmotion import axis_angle, procedural_motion
+from mm_jax.curation.tracks import Track, to_json
 from mm_jax.motion import skeleton
 from mm_jax.motion.import_smpl import axis_angle_to_matrix
 from mm_jax.motion.retarget import smpl_forward_kinematics
@@ -178,3 +185,48 @@ def funnel_set() -> tuple[VideoSpec, ...]:
             ShotSpec(frames=75, motion="squat", yaw=-0.3, x=150, background=10, defect="shake",
                      caption="a person squats down and stands up"))),
     )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PersonSpec:
+    """One person of :func:`write_people_video`: a track ``track_id`` doing ``motion`` in a box at ``x``.
+
+    ``height`` is the box height in pixels (its width 0.4 of that); the box
+    drifts ``drift`` px per frame; ``score`` is the detection confidence.
+    """
+
+    track_id: int
+    motion: Literal["walk", "wave", "squat", "stand"] = "walk"
+    yaw: float = 0.4
+    x: float = 40.0
+    height: float = 140.0
+    drift: float = 0.5
+    score: float = 0.9
+    caption: str = "a person walks forward"
+
+
+def write_people_video(name: str, out_dir: str | pathlib.Path, people: tuple[PersonSpec, ...], *,
+                       shot_frames: tuple[int, ...] = (45, 45), width: int = 320, height: int = 240) -> VideoTruth:
+    """A video of plain background shots with the given people's tracks, GVHMR files and captions (module doc)."""
+    out_dir = pathlib.Path(out_dir)
+    shots = tuple(ShotSpec(frames=n, motion="none", background=20 + i) for i, n in enumerate(shot_frames))
+    spec = VideoSpec(name=name, width=width, height=height, shots=shots)
+    truth = write_video(spec, out_dir)
+    total = sum(shot_frames)
+    frames = np.arange(total)
+    tracks, caps = [], {}
+    for person in people:
+        x0 = person.x + person.drift * frames
+        y1 = np.full(total, height * 0.85)
+        boxes = np.stack([x0, y1 - person.height, x0 + 0.4 * person.height, y1], 1)
+        tracks.append(Track(person.track_id, frames, boxes, np.full(total, person.score)))
+        rot, root = procedural_motion(person.motion, total, yaw=person.yaw)
+        aa = axis_angle(rot)
+        write_gvhmr_npz(out_dir / f"{name}.track{person.track_id}.gvhmr.npz",
+                        GvhmrParams(global_orient=aa[:, 0], body_pose=aa[:, 1:].reshape(total, 63), transl=root,
+                                    betas=np.zeros((total, 10))))
+        caps.update({f"{i}/t{person.track_id}": [person.caption] for i in range(len(shot_frames))})
+    data = json.dumps(to_json(tracks, width=width, height=height), sort_keys=True)
+    (out_dir / f"{name}.tracks.json").write_text(data + "\n")
+    (out_dir / f"{name}.captions.json").write_text(json.dumps(caps, indent=1, sort_keys=True) + "\n")
+    return truth
