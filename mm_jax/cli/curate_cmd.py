@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--beam-options='--runner=DirectRunner --direct_num_workers=2'")
     p.add_argument("--workers", type=int, default=1, help="local runner processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/dataset")
+    p.add_argument("--tokenizer", default=None, metavar="RUN",
+                   help="also tokenize the curated motions with this trained tokenizer run into OUT/shards "
+                        "(the ArrayRecord shards `mm-jax data tokenize` writes; Beam writes them in the pipeline)")
+    p.add_argument("--num-shards", type=int, default=8, help="with --tokenizer: shards per split")
+    p.add_argument("--text-max-tokens", type=int, default=64, help="with --tokenizer: caption budget in tokens")
+    p.add_argument("--max-batch-frames", type=int, default=None, metavar="FRAMES",
+                   help="with --tokenizer: motion encoder frames per batch (default 32768)")
     p.set_defaults(handler=_run)
 
 
@@ -54,19 +61,25 @@ def _run(args: argparse.Namespace) -> int:
     from mm_jax.cli.common import require_positive
     from mm_jax.curation.config import load_config
 
-    require_positive(workers=args.workers)
+    from mm_jax.curation.tokenize import ShardOptions
+
+    require_positive(workers=args.workers, num_shards=args.num_shards)
     cfg = load_config(args.config)
+    shards = None if args.tokenizer is None else ShardOptions(
+        tokenizer=args.tokenizer, num_shards=args.num_shards, text_max_tokens=args.text_max_tokens,
+        max_batch_frames=args.max_batch_frames)
     if args.runner == "beam":
         from mm_jax.curation.runner_beam import run_beam
 
         funnel = run_beam(cfg, args.videos, args.out, beam_options=shlex.split(args.beam_options),
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, shards=shards)
     else:
         from mm_jax.curation.runner_local import run_local
 
         with progress_bar("curating", unit="item") as bar:
             funnel = run_local(cfg, args.videos, args.out, workers=args.workers, progress=bar,
-                               overwrite=args.overwrite)
-    print(json.dumps({k: funnel[k] for k in ("videos", "clips_out", "frames_out", "hours_out")}, indent=2))
+                               overwrite=args.overwrite, shards=shards)
+    keys = ("videos", "clips_out", "frames_out", "hours_out", "shards")
+    print(json.dumps({k: funnel[k] for k in keys if k in funnel}, indent=2))
     print(f"report: {args.out}/funnel.md")
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
+from typing import Callable
 
 from mm_jax.curation import results
 from mm_jax.curation.config import CurationConfig, config_dict
@@ -103,6 +104,14 @@ def throughput(out: pathlib.Path, videos: int, shots: int, pieces: int, clips: i
             for k, n in items.items()}
 
 
+def _shard_rate(out: pathlib.Path) -> dict:
+    """Clips tokenized and written to shards per second of one process (``timing/shards.json``)."""
+    timed = results.read_json(out / "timing" / "shards.json")
+    n, sec = timed["records"], timed["seconds"]
+    return {"items": n, "unit": "clips", "seconds": round(sec, 3),
+            "per_second_per_core": round(n / sec, 3) if sec > 0 else None}
+
+
 def markdown(f: dict, cfg: dict, *, runner: str, workers: int) -> str:
     """The report as markdown tables."""
     lines = [f"# Curation funnel ({runner} runner, {workers} worker(s))", "",
@@ -120,6 +129,11 @@ def markdown(f: dict, cfg: dict, *, runner: str, workers: int) -> str:
     lines += ["", "| stage group | items | seconds | items/s per core |", "|---|---|---|---|"]
     for k, t in f["throughput"].items():
         lines.append(f"| {k} | {t['items']} {t['unit']} | {t['seconds']} | {t['per_second_per_core']} |")
+    if f.get("shards"):
+        sh = f["shards"]
+        per = ", ".join(f"{k} {v['records']} records in {v['shards']} shards" for k, v in sh["splits"].items())
+        lines += ["", f"Training shards (`mm-jax data tokenize` format) in {sh['dir']}, tokenizer {sh['tokenizer']}: "
+                      f"{per}."]
     lines += ["", "Config:", "", "```json", json.dumps(cfg, indent=1, sort_keys=True), "```", ""]
     return "\n".join(lines)
 
@@ -163,11 +177,18 @@ def plot(f: dict, path: pathlib.Path) -> None:
 
 
 def finish(out: pathlib.Path, cfg: CurationConfig, *, source: str, runner: str, workers: int,
-           overwrite: bool = False) -> dict:
-    """Builds ``out/dataset`` (when a clip survived) and writes the report; returns funnel.json's dict."""
+           overwrite: bool = False, shards: Callable[[], dict] | None = None) -> dict:
+    """Builds ``out/dataset`` (when a clip survived) and writes the report; returns funnel.json's dict.
+
+    ``shards`` (after the data set) writes or reads back the training shards
+    and returns their summary (:mod:`mm_jax.curation.tokenize`), reported under "shards".
+    """
     f = funnel(out)
     if f["clips_out"]:
         f["dataset"] = results.assemble_dataset(out, source=source, overwrite=overwrite)["out"]
+        if shards is not None:
+            f["shards"] = shards()
+            f["throughput"]["tokenize+shards"] = _shard_rate(out)
     results.write_json(out / "funnel.json", f)
     (out / "funnel.md").write_text(markdown(f, config_dict(cfg), runner=runner, workers=workers), encoding="utf-8")
     plot(f, out / "funnel.png")

@@ -68,8 +68,12 @@ def shots_path(out: pathlib.Path, video: pathlib.Path) -> pathlib.Path:
 
 def result_paths(out: pathlib.Path, task: ShotTask) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
     """(result .json, features .npz, timing .json) of one shot."""
-    base = f"{task.name}/shot{task.index:03d}"
-    return out / "results" / f"{base}.json", out / "results" / f"{base}.npz", out / "timing" / f"{base}.json"
+    return label_paths(out, f"{task.name}/shot{task.index:03d}")
+
+
+def label_paths(out: pathlib.Path, label: str) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
+    """:func:`result_paths` of the shot labelled ``"<video>/shotNNN"`` (a clip id's first two parts)."""
+    return out / "results" / f"{label}.json", out / "results" / f"{label}.npz", out / "timing" / f"{label}.json"
 
 
 def is_done(out: pathlib.Path, task: ShotTask) -> bool:

@@ -5,7 +5,7 @@ Input: a :class:`~mm_jax.curation.config.CurationConfig`, a folder of videos
 output folder. Output: the run's files (:mod:`mm_jax.curation.results`), the
 data set and the funnel report. Stage 1 runs per video, stages 2-6 per shot,
 each in a pool of ``workers`` spawned processes (spawned, not forked: the
-parent may hold JAX threads). A video or shot whose result exists is
+parent may hold JAX threads); ``workers=1`` runs them in this process. A video or shot whose result exists is
 skipped, so an interrupted run continues where it stopped. ``progress(done,
 total)`` is called after each video and shot.
 """
@@ -19,10 +19,12 @@ import pathlib
 import time
 from typing import Callable
 
-from mm_jax.curation import report, results, shots
+from mm_jax import runlock
+from mm_jax.curation import report, results, shots, tokenize
 from mm_jax.curation.config import config_dict, CurationConfig
 from mm_jax.curation.detect_hog import HogDetector
 from mm_jax.curation.process import process_shot, ShotTask
+from mm_jax.shards import writer
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -59,16 +61,39 @@ def shot_work(task: ShotTask, out: str, cfg: CurationConfig) -> str:
     return f"{task.name}/shot{task.index:03d}"
 
 
+class _Inline(cf.Executor):
+    """Runs each task at once in this process (``workers=1``: no worker start-up, ~5 s of JAX import)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as e:  # noqa: BLE001 - handed to the caller through the future, as a pool does
+            fut.set_exception(e)
+        return fut
+
+
 def _pool(workers: int) -> cf.Executor:
+    if workers <= 1:
+        return _Inline()
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def run_local(cfg: CurationConfig, videos_dir: str | pathlib.Path, out: str | pathlib.Path, *,
-              workers: int = 1, progress: Progress | None = None, overwrite: bool = False) -> dict:
-    """Runs every stage over the videos of ``videos_dir`` into ``out``; returns the funnel report dict."""
+              workers: int = 1, progress: Progress | None = None, overwrite: bool = False,
+              shards: tokenize.ShardOptions | None = None) -> dict:
+    """Runs every stage over the videos of ``videos_dir`` into ``out``; returns the funnel report dict.
+
+    With ``shards`` the data set is then tokenized into ``out/shards``
+    (:func:`mm_jax.curation.tokenize.write_local`; the tokenizer is checked first).
+    """
 
     out = pathlib.Path(out)
+    enc = None if shards is None else tokenize.open_tokenizer(shards)
     vids = results.videos(videos_dir)
+    if enc is not None:
+        with runlock.lock_dir(tokenize.shards_dir(out)):
+            writer.prepare_dir(tokenize.shards_dir(out), enc, tokenize.SPLITS)  # other shards there: fail now
     results.write_json(out / "config.json", config_dict(cfg))
     done, tasks = 0, []
     with _pool(max(1, workers)) as pool:
@@ -85,4 +110,5 @@ def run_local(cfg: CurationConfig, videos_dir: str | pathlib.Path, out: str | pa
             fut.result()
             if progress is not None:
                 progress(len(vids) + k + 1, len(vids) + len(todo))
-    return report.finish(out, cfg, source=str(videos_dir), runner="local", workers=workers, overwrite=overwrite)
+    return report.finish(out, cfg, source=str(videos_dir), runner="local", workers=workers, overwrite=overwrite,
+                         shards=None if enc is None else lambda: tokenize.write_local(out, shards, enc))

@@ -23,6 +23,11 @@ full disk deletes the temporary file and raises
 :class:`~mm_jax.errors.DiskFullError` naming it, the free space and the
 space needed; the files already in place are kept. An empty split is
 recorded as ``{"num_records": 0, "skipped": "empty", "shards": []}``.
+
+A writer that spreads one split's shards over workers (the curation Beam
+pipeline, :mod:`mm_jax.curation.tokenize`) uses the same pieces:
+:func:`make_encoders`, :func:`plan_split`, :func:`write_planned_shard` per
+shard, then :func:`finish_splits` once, after :func:`prepare_dir`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import json
 import logging
 import os
 import pathlib
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -72,6 +77,20 @@ class _Encoders:
     tokenizer_run: str | None
     tokenizer_identity: dict[str, Any]
     text_identity: dict[str, Any]
+
+    def identities_only(self) -> "_Encoders":
+        """A picklable copy without the models (enough to plan shards and write the manifest)."""
+        return dataclasses.replace(self, encode_fn=None, text=None)
+
+
+class ShardPlan(NamedTuple):
+    """One shard of a split: file ``name`` holding the sorted ``ids``, with its inputs' ``fingerprint``."""
+
+    split: str
+    index: int
+    name: str
+    ids: tuple[str, ...]
+    fingerprint: str
 
 
 def write_shards(
@@ -131,6 +150,12 @@ def write_shards(
                             data_dir=source, progress=progress)
 
 
+def make_encoders(tokenizer_run: str | pathlib.Path, *, text_max_tokens: int,
+                  max_batch_frames: int | None = None) -> _Encoders:
+    """The motion and text encoders of a trained tokenizer run (CheckpointError: not a tokenizer run)."""
+    return _make_encoders(tokenizer_run, None, None, None, text_max_tokens, max_batch_frames)
+
+
 def _make_encoders(tokenizer_run: Any, encode_fn: EncodeFn | None, tokenizer_identity: dict | None,
                    text_tokenizer: Any, text_max_tokens: int, max_batch_frames: int | None) -> _Encoders:
 
@@ -184,30 +209,74 @@ def _write_split(
     if not ids:
         log.warning("split %r is empty: no shards written; the manifest records it as skipped", split)
         return _finish(out, base, split, _empty_summary(data_dir))
-    if num_shards > len(ids):
-        raise ConfigError(f"num_shards={num_shards} exceeds the {len(ids)} records of split {split!r}")
-    bounds = np.linspace(0, len(ids), num_shards + 1).round().astype(int)
-    plan = []
-    for i in range(num_shards):
-        shard_ids = ids[bounds[i]:bounds[i + 1]]
-        name = mf.shard_name(split, i, num_shards)
-        fp = _fingerprint(shard_ids, enc, split, i, num_shards)
-        plan.append((name, shard_ids, fp, _reusable_entry(out, name, fp)))
-    _withdraw_if_overwriting(out, base, split, [name for name, _, _, entry in plan if entry is None])
+    plan = [(p, _reusable_entry(out, p.name, p.fingerprint)) for p in plan_split(ids, enc, split, num_shards)]
+    _withdraw_if_overwriting(out, base, split, [p.name for p, entry in plan if entry is None])
     entries, done = [], 0
-    for name, shard_ids, fp, entry in plan:
+    for p, entry in plan:
         if entry is None:
-            entry = _write_shard(dataset, enc, shard_ids, out / name, split,
-                                 lambda n, d=done: progress and progress(d + n, len(ids)),
-                                 remaining=len(ids) - done)
-            mf.write_json_atomic(out / ".parts" / f"{name}.json", {**entry, "fingerprint": fp})
+            entry = write_planned_shard(dataset, enc, out, p, remaining=len(ids) - done, reuse=False,
+                                        progress=lambda n, d=done: progress and progress(d + n, len(ids)))
         else:
-            log.info("shard %s is complete (sha256 verified); skipped", name)
+            log.info("shard %s is complete (sha256 verified); skipped", p.name)
         entries.append(entry)
-        done += len(shard_ids)
+        done += len(p.ids)
         if progress is not None:
             progress(done, len(ids))
     return _finish(out, base, split, _split_summary(entries, ids, data_dir))
+
+
+def plan_split(ids: Sequence[str], enc: _Encoders, split: str, num_shards: int) -> list[ShardPlan]:
+    """The split's sorted ids cut into ``num_shards`` contiguous blocks, one :class:`ShardPlan` each."""
+    ids = sorted(ids)
+    if num_shards > len(ids):
+        raise ConfigError(f"num_shards={num_shards} exceeds the {len(ids)} records of split {split!r}")
+    bounds = np.linspace(0, len(ids), num_shards + 1).round().astype(int)
+    return [ShardPlan(split, i, mf.shard_name(split, i, num_shards), tuple(ids[bounds[i]:bounds[i + 1]]),
+                      _fingerprint(ids[bounds[i]:bounds[i + 1]], enc, split, i, num_shards))
+            for i in range(num_shards)]
+
+
+def write_planned_shard(dataset: MotionDataset, enc: _Encoders, out: pathlib.Path, plan: ShardPlan, *,
+                        remaining: int | None = None, reuse: bool = True,
+                        progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """Writes one planned shard atomically and its ``.parts`` entry (or reuses a complete one); its entry."""
+    entry = _reusable_entry(out, plan.name, plan.fingerprint) if reuse else None
+    if entry is not None:
+        log.info("shard %s is complete (sha256 verified); skipped", plan.name)
+        return entry
+    entry = _write_shard(dataset, enc, plan.ids, out / plan.name, plan.split, progress or (lambda n: None),
+                         remaining=len(plan.ids) if remaining is None else remaining)
+    mf.write_json_atomic(out / ".parts" / f"{plan.name}.json", {**entry, "fingerprint": plan.fingerprint})
+    return entry
+
+
+def prepare_dir(out_dir: str | pathlib.Path, enc: _Encoders, splits: Sequence[str]) -> dict[str, Any]:
+    """Readies ``out_dir`` for shards of ``splits`` written elsewhere; returns the manifest to finish.
+
+    Stale temporary files go; an existing manifest must have the same
+    identities (DataError) and leaves ``splits`` out until :func:`finish_splits`.
+    """
+    out = pathlib.Path(out_dir)
+    (out / ".parts").mkdir(parents=True, exist_ok=True)
+    cleanup.remove_stale_tmp(out)
+    base = _base_manifest(out, enc)
+    if (out / mf.MANIFEST).exists() and set(splits) & set(base["splits"]):
+        base["splits"] = {k: v for k, v in base["splits"].items() if k not in splits}
+        mf.write_json_atomic(out / mf.MANIFEST, base)
+    return base
+
+
+def finish_splits(out_dir: str | pathlib.Path, base: dict[str, Any],
+                  written: dict[str, tuple[list[dict[str, Any]], Sequence[str]]], data_dir: str | None) -> dict:
+    """Writes the manifest once with every split of ``written`` ({split: (shard entries, ids)}; no ids:
+    an empty split), then deletes the shards it no longer lists; returns the manifest."""
+    out = pathlib.Path(out_dir)
+    for split, (entries, ids) in sorted(written.items()):
+        base["splits"][split] = _split_summary(entries, sorted(ids), data_dir) if ids else _empty_summary(data_dir)
+    mf.write_json_atomic(out / mf.MANIFEST, base)
+    for split, (entries, _) in written.items():
+        cleanup.remove_other_shards(out, split, [e["file"] for e in entries])
+    return base
 
 
 def _finish(out: pathlib.Path, base: dict[str, Any], split: str, summary: dict[str, Any]) -> dict[str, Any]:
