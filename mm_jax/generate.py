@@ -50,6 +50,7 @@ from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from mm_jax.model.llama import abstract_params
 from mm_jax.motion.bvh import write_motion_bvh
+from mm_jax.motion.contact import foot_lock
 from mm_jax.motion.features import joints_from_features
 from mm_jax.motion.render import render_motion
 from mm_jax.sample import empty_text, max_tokens_for_seconds, min_tokens_for_seconds, sample, seed_key
@@ -186,6 +187,11 @@ def sample_codes(dec: LoadedDecoder, text_params: Any, text_psc: jax.Array, mask
 def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Denormalised features [len(c) * frames_per_token, 272] of each code list, decoded as one padded batch.
 
+    With ``tok.cfg.foot_lock`` each row then goes through
+    :func:`mm_jax.motion.contact.foot_lock` (planted feet held still), after it
+    is cut back to its own length: this is the one decode of generation and of
+    every evaluation, so they all see the locked motion.
+
     Rows are padded to the longest list by repeating their last code (one
     compile per longest length) and each output is cut back to its own length.
     The conv decoder is not causal, so the frames within its receptive field of
@@ -202,9 +208,14 @@ def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
     ids = np.zeros((len(codes), n_max), np.int32)
     for i, c in enumerate(codes):
         ids[i, : len(c)], ids[i, len(c):] = c, c[-1]
-    feats = np.asarray(_decode(tok.params, jnp.asarray(ids), tok.cfg))
+    # the decoder never sees foot_lock (a post-step): one compile serves the lock on and off
+    feats = np.asarray(_decode(tok.params, jnp.asarray(ids), dataclasses.replace(tok.cfg, foot_lock=False)))
     fpt = tok.cfg.frames_per_token
-    return [np.asarray(tok.normalizer.denormalize(f[: len(c) * fpt]), np.float32) for f, c in zip(feats, codes)]
+    out = [np.asarray(tok.normalizer.denormalize(f[: len(c) * fpt]), np.float32) for f, c in zip(feats, codes)]
+    if not tok.cfg.foot_lock:
+        return out
+    # a non-finite row is left for the caller's own check (generate: NonFiniteError naming the prompt)
+    return [foot_lock(f) if np.isfinite(f).all() else f for f in out]
 
 
 def _write_sample(stem: pathlib.Path, features_tf: np.ndarray, prompt: str, render: bool) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from mm_jax import configs
 from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, NonFiniteError
 from mm_jax.fsq import codebook_usage
+from mm_jax.motion import contact
 from mm_jax.motion import features as mfeat
 from mm_jax.motion.normalize import Normalizer
 from mm_jax.motion.synth import load_dataset
@@ -218,8 +219,10 @@ def evaluate(
     Returns:
       the metrics of :func:`mm_jax.tokenizer.quality.batch_metrics` (MPJPE,
       pelvis-relative MPJPE, acceleration error and magnitudes, jitter, velocity
-      error within/across pairs, foot slide and skating), utilisation and
-      perplexity of the codes, num_sequences.
+      error within/across pairs, foot slide and skating) of the reconstruction
+      as decoding gives it (through the foot lock when ``cfg.foot_lock``), plus
+      ``foot_skating_before_lock`` and ``jitter_before_lock`` of the decoder's
+      own output, utilisation and perplexity of the codes, num_sequences.
 
     Raises:
       DataError, ShapeError: a sequence of the split that
@@ -233,16 +236,17 @@ def evaluate(
     for o, n, seq_id in zip(offsets, lengths, ids):
         validate_features(data.features[o : o + n], name=f"{data.source}: sequence {seq_id!r}", width=cfg.feature_dim)
     pad_to = padded_length(int(max(v.max() for v in data.lengths.values() if len(v))), cfg)
+    model_cfg = dataclasses.replace(cfg, foot_lock=False)  # a post-step: one compile serves the lock on and off
     sums: dict[str, float] = {}
     all_ids = []
     for i in range(0, len(offsets), EVAL_CHUNK):
         o, n = offsets[i : i + EVAL_CHUNK], lengths[i : i + EVAL_CHUNK]
         x, mask = tdata.padded_batch(data.features, o, n, multiple=cfg.frames_per_token,
                                      normalizer=data.normalizer, pad_to=pad_to)
-        x_hat, ids = reconstruct_batch(params, x, cfg)
-        pred = mfeat.joints_from_features_batch(data.normalizer.denormalize(x_hat))
+        x_hat, ids = reconstruct_batch(params, x, model_cfg)
+        decoded = data.normalizer.denormalize(x_hat)
         gt = mfeat.joints_from_features_batch(data.normalizer.denormalize(jnp.asarray(x)))
-        for k, v in quality.batch_metrics(pred, gt, jnp.asarray(mask)).items():
+        for k, v in _scored(decoded, gt, mask, n, cfg.foot_lock).items():
             sums[k] = sums.get(k, 0.0) + len(o) * v
         ids = np.asarray(ids)
         for row, length in zip(ids, n):
@@ -250,6 +254,26 @@ def evaluate(
     out = {k: v / len(offsets) for k, v in sums.items()}
     util, ppl = codebook_usage(np.concatenate(all_ids), cfg.codebook_size)
     out.update(utilisation=util, perplexity=ppl, num_sequences=len(offsets))
+    return out
+
+
+def _scored(decoded_btf: jax.Array, gt_btj3: jax.Array, mask_bt: np.ndarray, lengths_b: np.ndarray,
+            lock: bool) -> dict[str, float]:
+    """:func:`quality.batch_metrics` of decoded features, through the foot lock when ``lock``.
+
+    ``foot_skating_before_lock`` and ``jitter_before_lock`` score the decoder's own output
+    (equal to ``foot_skating`` and ``jitter`` without the lock).
+    """
+    mask = jnp.asarray(mask_bt)
+    raw = mfeat.joints_from_features_batch(decoded_btf)
+    decoded = np.asarray(decoded_btf)
+    if not lock or not np.isfinite(decoded).all():  # non-finite: left to evaluate_tokenizer's NonFiniteError
+        out = quality.batch_metrics(raw, gt_btj3, mask)
+        return {**out, "foot_skating_before_lock": out["foot_skating"], "jitter_before_lock": out["jitter"]}
+    locked = contact.foot_lock_batch(decoded, lengths_b)
+    out = quality.batch_metrics(mfeat.joints_from_features_batch(jnp.asarray(locked)), gt_btj3, mask)
+    out["foot_skating_before_lock"] = float(contact.skating_ratio(raw, mask).mean())
+    out["jitter_before_lock"] = float(quality.jitter(raw, mask))
     return out
 
 

@@ -57,6 +57,14 @@ class TokenizerConfig:
         decoding, encoding-free evaluation and generation; the training loss
         sees the unfiltered output (trained through it, the decoder learns to
         undo it). 0 = off.
+      foot_lock: after denormalising decoded features, hold planted feet still
+        (:func:`mm_jax.motion.contact.foot_lock`: root drift removed, planted
+        ankles and toes pinned within 10 cm of the decoded ones, knees by
+        two-bone IK) in every decode of codes (``generate.decode_codes``: generation
+        and every evaluation) and in the reconstruction report
+        (``tokenizer.artifact.evaluate``). Decode-only like
+        ``output_smoothing_frames``: the codes, the loss and the tokenizer's
+        identity do not depend on it.
     """
 
     feature_dim: int = 272
@@ -74,6 +82,7 @@ class TokenizerConfig:
     latent_kernel: int = 3
     encoder_dilations_descending: bool = False
     output_smoothing_frames: float = 0.0
+    foot_lock: bool = False
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "width", "depth", "dilation_growth", "window"):
@@ -95,6 +104,8 @@ class TokenizerConfig:
             raise ConfigError(f"wavelet_gain={self.wavelet_gain!r} must be > 0")
         if not 0 <= self.output_smoothing_frames <= 8:
             raise ConfigError(f"output_smoothing_frames={self.output_smoothing_frames!r} must be in [0, 8]")
+        if not isinstance(self.foot_lock, bool):
+            raise ConfigError(f"foot_lock={self.foot_lock!r} must be true or false")
         if self.refine_width < 0 or self.latent_kernel < 1:
             raise ConfigError(f"refine_width={self.refine_width} must be >= 0 and latent_kernel="
                               f"{self.latent_kernel} >= 1")
@@ -223,16 +234,18 @@ stride-2 down block (x2, 15 tokens/s), window 96, residual stacks of depth 3 wit
 in encoder and decoder, pre-LayerNorm blocks, a linear 512 -> 6 projection into FSQ [8,8,8,5,5,5]
 and 6 -> 512 out, SmoothL1 on all 272 channels + 0.5 x SmoothL1 on the local positions [8:74],
 AdamW betas (0.9, 0.99), weight decay 0, no clipping, lr 5e-5 constant after 48k warm-up steps,
-6M iterations at batch 256, and no wavelet (every released script passes patch size 1).
-Left as is here: our encoder normalises (LayerNorm + ReLU) before the latent projection."""
+6M iterations at batch 256, and no wavelet (every released script passes patch size 1); no foot
+lock (the reference decodes without a post-step). Left as is here: our encoder normalises
+(LayerNorm + ReLU) before the latent projection."""
 
 CPU_DESIGN = {"wavelet_levels": 1, "down_t": 1, "wavelet_family": "cdf53", "wavelet_res_stacks": True,
-              "output_smoothing_frames": 1.0}
+              "output_smoothing_frames": 1.0, "foot_lock": True}
 """The CPU presets' design, chosen from the variant sweep (README, experiments/results/tokenizer_variants):
 one CDF 5/3 level that keeps the residual stack of the down block it replaces (equal rate and depth),
 then a Gaussian low-pass (sigma 1 frame) on the decoded output. At x4, width 64, 3,000 steps, test
 split: accel. error 5.6 mm/frame² and jitter 1.2x the data's, vs 17.5 and 8.3x without a wavelet or
-filter."""
+filter. Decoded features then go through the foot lock (experiments/results/foot_lock.md: on the demo
+tokenizer's test-split reconstructions, foot skating 0.84 -> 0.06, the data's 0.05)."""
 
 PRESETS: dict[str, tuple[TokenizerConfig, TokenizerTrainConfig]] = {
     "reference": REFERENCE,
@@ -241,14 +254,14 @@ PRESETS: dict[str, tuple[TokenizerConfig, TokenizerTrainConfig]] = {
     # not the CPU design below, whose larger context (83 frames vs 60) tests' encode budgets are sized
     # against), FSQ [8,5,5,5], k3 latent convs, dilations 1,3 in the encoder, MSE loss with 0.5 x the
     # velocity channels, lr 2e-3 cosine, clipping 1.0, weight decay 1e-4, betas (0.9, 0.999), 60 steps
-    # at batch 16.
+    # at batch 16; no foot lock (decoded features are the decoder's own).
     "tiny": (
         TokenizerConfig(width=32, depth=2, window=32, fsq_levels=(8, 5, 5, 5)),
         TokenizerTrainConfig(steps=60, batch_size=16, lr=2e-3, warmup_steps=10, val_every=30, ckpt_every=30,
                              loss_type="mse"),
     ),
     # Minutes on 2 CPU cores; the demo and the wavelet ablation. Differs from `reference`: width 96,
-    # window 64, x4 compression (7.5 tokens/s) through the CPU design below, k3 latent convs,
+    # window 64, x4 compression (7.5 tokens/s) through the CPU design below (foot lock on), k3 latent convs,
     # dilations 1,3,9 in the encoder, MSE loss with 0.5 x the velocity channels, lr 1e-3 cosine,
     # clipping 1.0, weight decay 1e-4, betas (0.9, 0.999), 1,500 steps at batch 32.
     "small": (
