@@ -15,8 +15,9 @@ must be one the port implements, at a value it implements (anything else is
 an ``ExportError`` naming the field, never an export with wrong numbers).
 The port implements all of ``TokenizerConfig``: both wavelet families at any
 number of levels, ``wavelet_gain``, ``wavelet_res_stacks``, ``refine_width``,
-``latent_kernel`` (any size, Flax 'SAME' padding), ``encoder_dilations_descending``
-and ``output_smoothing_frames``.
+``latent_kernel`` (any size, Flax 'SAME' padding), ``encoder_dilations_descending``,
+``output_smoothing_frames`` and ``foot_lock`` (the decode-time post-step, in numpy:
+:mod:`mm_jax.torch_port.foot_lock`, applied by the torch pipeline after denormalising).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ Item = tuple[str, tuple[int, ...], Callable[[], np.ndarray]]
 # where that is not every value the config accepts.
 TOKENIZER_PORTED = ("feature_dim", "width", "depth", "dilation_growth", "down_t", "wavelet_levels", "fsq_levels",
                     "window", "wavelet_family", "wavelet_gain", "wavelet_res_stacks", "refine_width",
-                    "latent_kernel", "encoder_dilations_descending", "output_smoothing_frames")
+                    "latent_kernel", "encoder_dilations_descending", "output_smoothing_frames", "foot_lock")
 TOKENIZER_VALUES = {"wavelet_family": ("haar", "cdf53")}
 
 

@@ -10,7 +10,8 @@ Modules:
   tokenizer: :class:`MotionTokenizer` (Haar or CDF 5/3 levels + conv FSQ autoencoder, optional refinement
              head and output filter) and :func:`joints_from_features`.
   text:      :class:`TextEncoder` (MiniLM as ``BertModel`` + ``BertTokenizerFast``).
-  pipeline:  :class:`TextToMotion`, prompt -> codes -> features -> joints.
+  foot_lock: :func:`foot_lock`, the decode-time post-step of ``mm_jax.motion.contact.foot_lock`` (numpy).
+  pipeline:  :class:`TextToMotion`, prompt -> codes -> features (-> foot lock) -> joints.
 """
 
 from mm_jax.torch_port.model import MotionLlama

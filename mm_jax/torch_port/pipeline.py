@@ -7,8 +7,10 @@ features [T, 272] and joint positions [T, 22, 3] (torch tensors).
 
 The flow is ``mm_jax.generate``'s: encode the prompts with the frozen text
 encoder, sample codes with classifier-free guidance against the empty
-caption, decode each row's codes with the motion tokenizer, denormalise.
-Imports torch, transformers and safetensors only.
+caption, decode each row's codes with the motion tokenizer, denormalise, and
+(when the tokenizer's config has ``foot_lock``) hold planted feet still with
+:func:`mm_jax.torch_port.foot_lock.foot_lock`, as ``mm_jax.generate.decode_codes``
+does. Imports torch, transformers, safetensors and numpy only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from mm_jax.torch_port.foot_lock import foot_lock
 from mm_jax.torch_port.model import MotionLlama, read_config
 from mm_jax.torch_port.sampler import sample
 from mm_jax.torch_port.text import TEXT_DIR, TextEncoder
@@ -72,6 +75,8 @@ class TextToMotion:
             rec = {"prompt": prompt, "codes": codes_n[:n], "features": None, "joints": None}
             if n > 0:
                 feats = self.tokenizer.denormalize(self.tokenizer.decode(codes_n[None, :n]))[0]
+                if self.tokenizer.cfg["foot_lock"]:
+                    feats = torch.from_numpy(foot_lock(feats.numpy()))
                 rec.update(features=feats, joints=joints_from_features(feats))
             out.append(rec)
         return out

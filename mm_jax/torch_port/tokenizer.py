@@ -39,7 +39,7 @@ WAVELET_FAMILIES = ("haar", "cdf53")
 CONFIG_REQUIRED = ("feature_dim", "width", "depth", "dilation_growth", "down_t", "wavelet_levels", "fsq_levels")
 CONFIG_DEFAULTS = {"window": 96, "wavelet_family": "haar", "wavelet_gain": 1.0, "wavelet_res_stacks": False,
                    "refine_width": 0, "latent_kernel": 3, "encoder_dilations_descending": False,
-                   "output_smoothing_frames": 0.0}
+                   "output_smoothing_frames": 0.0, "foot_lock": False}  # foot_lock: applied by pipeline.py
 
 
 class _Conv(nn.Conv1d):
