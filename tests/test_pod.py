@@ -127,6 +127,42 @@ def test_config_file_for_a_flat_command_and_bad_files(tmp_path, capsys):
         assert name in capsys.readouterr().err
 
 
+def test_tokenizer_config_file_takes_model_and_train_sections(tmp_path, capsys):
+    from mm_jax.cli.tokenizer_cmd import _configs
+
+    path = tmp_path / "tok.yaml"
+    path.write_text("model:\n  width: 48\n  fsq_levels: [8, 5, 5]\ntrain:\n  lr: 2.0e-3\n  steps: 40\n")
+    got = _show(capsys, "tokenizer", "--preset", "tiny", "--config", str(path), "--set", "train.steps=41")
+    assert got["model"]["width"] == 48 and got["model"]["fsq_levels"] == [8, 5, 5]
+    assert got["train"]["lr"] == 2e-3 and got["train"]["steps"] == 41
+    # The command itself resolves the same file the same way (--steps wins over the file); a bare key is a
+    # model field.
+    args = cli.build_parser().parse_args(["tokenizer", "train", "--data", "D", "--out", "O", "--preset", "tiny",
+                                          "--config", str(path), "--set", "train.batch_size=3", "--steps", "9"])
+    mcfg, tcfg = _configs(args)
+    assert (mcfg.width, mcfg.fsq_levels, tcfg.lr, tcfg.batch_size, tcfg.steps) == (48, (8, 5, 5), 2e-3, 3, 9)
+    with pytest.raises(Exception, match="unknown TokenizerConfig key 'batch_size'"):
+        _configs(cli.build_parser().parse_args(["tokenizer", "train", "--data", "D", "--out", "O",
+                                                "--set", "batch_size=3"]))
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"train": {"lrr": 1e-3}}, "unknown TokenizerTrainConfig key 'lrr' (train.lrr)"),
+    ({"train": {"steps": 2.5}}, "train.steps='2.5' is not a valid int"),
+    ({"train": {"lr": "fast"}}, "train.lr='fast' is not a valid float"),
+    ({"model": {"widht": 3}}, "unknown TokenizerConfig key 'widht' (model.widht)"),
+    ({"optim": {"lr": 1.0}}, "unknown section 'optim'"),
+])
+def test_tokenizer_config_file_errors_name_the_key(tmp_path, capsys, doc, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    assert cli.main(["config", "show", "tokenizer", "--config", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert cli.main(["tokenizer", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                     "--config", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_train_command_takes_a_config_file():
     parser = cli.build_parser()
     args = parser.parse_args(["train", "--shards", "S", "--workdir", "W", "--set", "train.lr=1e-3",
@@ -172,26 +208,59 @@ def test_a_crash_during_an_async_save_leaves_the_previous_checkpoint_restorable(
 # --- evaluation and export during training ------------------------------------------------------
 
 
+class _HashText:
+    """A stand-in for the evaluator's MiniLM: a unit vector seeded by each caption's hash."""
+
+    def sentences(self, captions):
+        import hashlib
+
+        from mm_jax.eval.evaluator import TEXT_WIDTH
+
+        rows = [np.random.default_rng(int.from_bytes(hashlib.sha256(c.encode()).digest()[:4], "little"))
+                .normal(size=TEXT_WIDTH) for c in captions]
+        return np.asarray([r / np.linalg.norm(r) for r in rows], np.float32)
+
+
 @pytest.fixture(scope="module")
-def eval_run(tiny_tokenizer, tmp_path_factory):
-    """4 steps on shards of the tiny tokenizer's codebook: an evaluation of 3 prompts and an export at step 4."""
+def eval_run(tiny_tokenizer, tiny_dataset, tmp_path_factory):
+    """4 steps on shards of the tiny tokenizer's codebook: an evaluation of 3 prompts and an export at step 4.
+
+    The evaluation has an evaluator (random 'tiny' weights, hashed captions: :class:`_HashText`), so it
+    logs FID and R-precision too. Returns (workdir, summary, embeddings): the evaluator's embeddings of
+    the real and of the generated motions, recorded by a spy around ``periodic.embed_motion`` as the
+    evaluation computed them.
+    """
+    from mm_jax.eval import evaluator as E
+    from mm_jax.motion.synth import load_dataset
     from mm_jax.tokenizer.artifact import load_tokenizer
-    from mm_jax.train import setup
+    from mm_jax.train import periodic, setup
+
+    ev = E.Evaluator(E.PRESETS["tiny"], E.init_params(E.PRESETS["tiny"], key=jax.random.key(0)),
+                     load_dataset(tiny_dataset).normalizer, "test-evaluator", _HashText())
+    embeddings = []
+
+    def spy(evaluator, feats):
+        embeddings.append(np.asarray(E.embed_motion(evaluator, feats)))
+        return embeddings[-1]
 
     levels = tuple(load_tokenizer(tiny_tokenizer).cfg.fsq_levels)
     exp = tfx.experiment("", steps=4, warmup_steps=1, val_every=0, ckpt_every=2, log_every=2, eval_every=4,
-                         eval_prompts=3, export_every=4)
+                         eval_prompts=3, export_every=4, evaluator_dir="EV")
     exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, fsq_levels=levels),
                               tokenizer_run=str(tiny_tokenizer))
     shards = tfx.make_train_shards(tmp_path_factory.mktemp("eval_shards"), num=40,
                                    identity=setup.tokenizer_identity(exp))
     exp = dataclasses.replace(exp, shards_dir=str(shards))
     workdir = tmp_path_factory.mktemp("eval_run")
-    return workdir, loop.run(exp, workdir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(periodic, "load_evaluator", lambda path: ev if path == "EV" else pytest.fail(path))
+        mp.setattr(periodic, "embed_motion", spy)
+        summary = loop.run(exp, workdir)
+    return workdir, summary, embeddings
 
 
 def test_evaluation_during_training_logs_quality_figures(eval_run):
-    workdir, summary = eval_run
+    workdir, summary, _ = eval_run
     rows = [r for r in read_metrics(workdir) if "eval/jerk" in r]
     assert [r["step"] for r in rows] == [4]
     for r in rows:
@@ -200,18 +269,42 @@ def test_evaluation_during_training_logs_quality_figures(eval_run):
             assert np.isfinite(r[key]) and r[key] >= 0, key
         assert 0 <= r["eval/foot_skating"] <= 1
         assert 1 <= r["eval/length_codes"] <= 31
-    assert "eval/fid" not in rows[0]  # no evaluator given
     assert summary["eval/jerk"] == rows[0]["eval/jerk"]
 
 
+def _reference_fid(real_bd: np.ndarray, gen_bd: np.ndarray) -> float:
+    """FID as pytorch-fid computes it: |mu1 - mu2|^2 + tr(C1 + C2 - 2 sqrtm(C1 C2)), scipy's sqrtm, real part."""
+    import scipy.linalg
+
+    mu1, mu2 = real_bd.mean(0), gen_bd.mean(0)
+    c1, c2 = np.cov(real_bd.astype(np.float64), rowvar=False), np.cov(gen_bd.astype(np.float64), rowvar=False)
+    covmean = scipy.linalg.sqrtm(c1 @ c2)
+    return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(c1) + np.trace(c2) - 2 * np.trace(covmean.real))
+
+
+def test_evaluation_with_an_evaluator_logs_fid_and_r_precision(eval_run):
+    workdir, summary, (real_emb, gen_emb) = eval_run
+    rows = [r for r in read_metrics(workdir) if "eval/fid" in r]
+    assert [r["step"] for r in rows] == [4]
+    row = rows[0]
+    assert real_emb.shape == gen_emb.shape and real_emb.shape[0] == 3 and not np.allclose(real_emb, gen_emb)
+    # The logged FID against an independent computation from the same embeddings.
+    assert row["eval/fid"] == pytest.approx(_reference_fid(real_emb, gen_emb), rel=1e-4, abs=1e-6)
+    assert row["eval/fid"] > 0 and summary["eval/fid"] == row["eval/fid"]
+    # 3 prompts = one R-precision batch of 3 captions: the true one is always among the top 3.
+    assert row["eval/r_precision_top3"] == 1.0
+    assert 0.0 <= row["eval/r_precision_top1"] <= row["eval/r_precision_top2"] <= 1.0
+    assert np.isfinite(row["eval/mm_dist"]) and row["eval/mm_dist"] > 0
+
+
 def test_export_during_training_is_logged(eval_run):
-    workdir, _ = eval_run
+    workdir, _, _ = eval_run
     rows = [r for r in read_metrics(workdir) if "export/ok" in r]
     assert [r["step"] for r in rows] == [4]
 
 
 def test_export_during_training_writes_the_checkpoint_of_that_step(eval_run):
-    workdir, _ = eval_run
+    workdir, _, _ = eval_run
     out = workdir / "export" / "step_4"
     doc = json.loads((out / "config.json").read_text())
     assert doc["num_hidden_layers"] == tfx.MODEL.num_layers and doc["hidden_size"] == tfx.MODEL.width

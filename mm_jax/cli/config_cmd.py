@@ -16,11 +16,10 @@ def _train(preset: str | None, sets: list[str]) -> Any:
 
 
 def _tokenizer(preset: str | None, sets: list[str]) -> Any:
-    from mm_jax.configs import apply_overrides, get_preset
-    from mm_jax.tokenizer import PRESETS
+    from mm_jax.cli.tokenizer_cmd import resolve_configs
 
-    mcfg, tcfg = get_preset(PRESETS, preset or "tiny", kind="tokenizer preset")
-    return {"model": apply_overrides(mcfg, sets), "train": tcfg}
+    mcfg, tcfg = resolve_configs(preset or "small", sets)
+    return {"model": mcfg, "train": tcfg}
 
 
 def _flat(module: str, default: str, kind: str) -> Callable[[str | None, list[str]], Any]:
@@ -38,7 +37,7 @@ def _flat(module: str, default: str, kind: str) -> Callable[[str | None, list[st
 # KIND -> resolver(preset, overrides); the same preset and --set keys as the command in brackets.
 KINDS: dict[str, Callable[[str | None, list[str]], Any]] = {
     "train": _train,  # mm-jax train (ExperimentConfig: model., train., pipeline., mesh., text. keys)
-    "tokenizer": _tokenizer,  # mm-jax tokenizer train (--set: TokenizerConfig; shown with its train config)
+    "tokenizer": _tokenizer,  # mm-jax tokenizer train (model. and train. keys; a bare key is a model field)
     "evaluator": _flat("mm_jax.eval.evaluator", "small", "evaluator preset"),  # mm-jax evaluator train
     "synth": _flat("mm_jax.motion.synth", "demo", "SynthConfig preset"),  # mm-jax data synth
     "demo": _flat("mm_jax.demo", "demo", "demo preset"),  # mm-jax demo

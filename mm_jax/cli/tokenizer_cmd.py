@@ -60,17 +60,42 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="override a TokenizerTrainConfig field (repeatable), same as --set train.KEY=VALUE")
 
 
-def _configs(args: argparse.Namespace):
+SECTIONS = ("model", "train")  # --set / --config sections: TokenizerConfig, TokenizerTrainConfig
+
+
+def resolve_configs(preset: str, overrides: list[str], train_overrides: list[str] = ()):
+    """(TokenizerConfig, TokenizerTrainConfig) of ``preset`` with ``section.key=value`` overrides applied.
+
+    ``model.KEY`` (or a bare ``KEY``) sets a TokenizerConfig field, ``train.KEY``
+    a TokenizerTrainConfig field, in the order given (a config file's keys come
+    first: ``--config`` puts them before every ``--set``); ``train_overrides``
+    are bare TokenizerTrainConfig keys applied last (``--train-set``).
+
+    Raises:
+      ConfigError: an unknown preset, section or key, or a value of the wrong
+        type, naming the dotted key (``train.lr``).
+    """
     from mm_jax.configs import apply_overrides, get_preset
+    from mm_jax.errors import ConfigError
     from mm_jax.tokenizer import PRESETS
 
+    mcfg, tcfg = get_preset(PRESETS, preset, kind="tokenizer preset")
+    sections: dict[str, list[str]] = {name: [] for name in SECTIONS}
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        section, rest = item.split(".", 1) if "." in key else ("model", item)
+        if section not in sections:
+            raise ConfigError(f"override {item!r}: unknown section {section!r}; valid: {', '.join(SECTIONS)} "
+                              "(a bare key is a model field)")
+        sections[section].append(rest)
+    mcfg = apply_overrides(mcfg, sections["model"], prefix="model.")
+    tcfg = apply_overrides(tcfg, sections["train"] + list(train_overrides), prefix="train.")
+    return mcfg, tcfg
+
+
+def _configs(args: argparse.Namespace):
     require_positive(steps=args.steps)
-    mcfg, tcfg = get_preset(PRESETS, args.preset)
-    sets = getattr(args, "overrides", [])
-    model_sets = [s.removeprefix("model.") for s in sets if not s.startswith("train.")]
-    train_sets = [s.removeprefix("train.") for s in sets if s.startswith("train.")]
-    mcfg = apply_overrides(mcfg, model_sets)
-    tcfg = apply_overrides(tcfg, train_sets + getattr(args, "train_overrides", []))
+    mcfg, tcfg = resolve_configs(args.preset, getattr(args, "overrides", []), getattr(args, "train_overrides", []))
     if args.steps is not None:
         tcfg = dataclasses.replace(tcfg, steps=args.steps)
     return mcfg, tcfg
