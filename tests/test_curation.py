@@ -23,7 +23,7 @@ def _track(n: int = 100, *, x: float = 100.0, h: float = 120.0) -> tracks.Track:
 
 
 def test_committed_configs_load_and_unknown_keys_are_named(tmp_path):
-    for name in ("default", "synthetic"):
+    for name in ("default", "synthetic", "synthetic_tracks"):
         load_config(f"data/curation/{name}.json")
     (tmp_path / "a.json").write_text(json.dumps({"detect": {"stride": 2}}))
     with pytest.raises(ConfigError, match="stride"):

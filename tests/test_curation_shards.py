@@ -15,21 +15,15 @@ from mm_jax.curation import synthvideo as sv  # noqa: E402
 from mm_jax.shards import ShardSource, read_manifest  # noqa: E402
 from mm_jax.shards.record import records_equal  # noqa: E402
 
-PEOPLE = (sv.PersonSpec(track_id=1, motion="walk", x=30, height=150, caption="a person walks forward"),
-          sv.PersonSpec(track_id=2, motion="wave", x=200, height=110, drift=0.0, caption="a person waves both hands"))
 FLAGS = ["--num-shards", "2", "--text-max-tokens", "32"]
 
 
 @pytest.fixture(scope="module")
 def people_set(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
     """(videos, config): 2 videos x 2 shots x 2 tracked people (8 clips), detections read from tracks files."""
-    root = tmp_path_factory.mktemp("people")
-    for name in ("p0", "p1"):
-        sv.write_people_video(name, root / "videos", PEOPLE, shot_frames=(45, 45))
-    cfg = json.loads(pathlib.Path("data/curation/synthetic.json").read_text())
-    cfg["detect"]["detector"] = "tracks"
-    (root / "tracks.json").write_text(json.dumps(cfg))
-    return root / "videos", root / "tracks.json"
+    videos = tmp_path_factory.mktemp("people") / "videos"
+    sv.write_people_set(videos)
+    return videos, pathlib.Path("data/curation/synthetic_tracks.json")
 
 
 def _curate(videos, cfg, out, *extra) -> list[str]:
@@ -93,7 +87,7 @@ def test_beam_writes_the_same_shards_inside_the_pipeline_and_training_reads_them
     assert batch["text_ids"].shape == (2, 32) and batch["motion_ids"].shape == (2, 32)
 
 
-def test_bad_tokenizer_runs_are_named_before_any_stage_runs(people_set, tmp_path, capsys):
+def test_bad_tokenizer_runs_are_named_before_any_stage_runs(people_set, tiny_tokenizer, tmp_path, capsys):
     videos, cfg = people_set
     assert main(_curate(videos, cfg, tmp_path / "a", "--tokenizer", str(tmp_path / "nope"))) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -104,6 +98,11 @@ def test_bad_tokenizer_runs_are_named_before_any_stage_runs(people_set, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "encodes 263-d features; curated motions are 272-d" in err[0]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    small_budget = ["--tokenizer", str(tiny_tokenizer), "--max-batch-frames", "8"]
+    assert main(_curate(videos, cfg, tmp_path / "c", *small_budget)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ConfigError: max_batch_frames=8 is below one window" in err[0]
+    assert not (tmp_path / "c" / "results").exists()
 
 
 def test_shards_of_another_tokenizer_in_the_way_are_named_before_any_stage_runs(

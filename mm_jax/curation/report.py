@@ -9,7 +9,11 @@ set from the kept clips, then the report; both runners end with it.
 Throughput is items per second of one process (per core: the workers run
 OpenCV single-threaded), from the per-shot timing files: stage 1 per video,
 detection and box/transition filters per shot, SMPL + motion filters per
-clip piece, features + captions per kept clip.
+clip piece, features + captions per kept clip, tokenize + shards per record
+(with a tokenizer). Each stage group is also given in clips out per second
+of its work, and "total" sums the groups: clips out per core-second of the
+whole pipeline (start-up, Beam's own overhead and waiting not counted; the
+wall time of a run is the caller's to report).
 """
 
 from __future__ import annotations
@@ -92,24 +96,33 @@ def _sum_dicts(dicts) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def _rate(n: int, seconds: float, clips: int, unit: str) -> dict:
+    return {"items": n, "unit": unit, "seconds": round(seconds, 3),
+            "per_second_per_core": round(n / seconds, 3) if seconds > 0 else None,
+            "clips_per_second_per_core": round(clips / seconds, 3) if seconds > 0 else None}
+
+
 def throughput(out: pathlib.Path, videos: int, shots: int, pieces: int, clips: int) -> dict:
-    """Items per second of one process for each stage group (module docstring)."""
+    """Items, and clips out, per second of one process for each stage group (module docstring)."""
     secs = _sum_dicts({k: int(round(v * 1e6)) for k, v in results.read_json(p).items()}
                       for p in sorted((out / "timing").glob("*/*.json")))
     items = {"shots": videos, "detect": shots, "filter": shots, "smpl+motion": pieces, "features+captions": clips}
     unit = {"shots": "videos", "detect": "shots", "filter": "shots", "smpl+motion": "pieces",
             "features+captions": "clips"}
-    return {k: {"items": n, "unit": unit[k], "seconds": round(secs.get(k, 0) / 1e6, 3),
-                "per_second_per_core": round(n / (secs[k] / 1e6), 3) if secs.get(k) else None}
-            for k, n in items.items()}
+    rates = {k: _rate(n, secs.get(k, 0) / 1e6, clips, unit[k]) for k, n in items.items()}
+    return _with_total(rates, clips)
 
 
-def _shard_rate(out: pathlib.Path) -> dict:
+def _with_total(rates: dict, clips: int) -> dict:
+    rates.pop("total", None)
+    rates["total"] = _rate(clips, sum(r["seconds"] for r in rates.values()), clips, "clips")
+    return rates
+
+
+def _shard_rate(out: pathlib.Path, clips: int) -> dict:
     """Clips tokenized and written to shards per second of one process (``timing/shards.json``)."""
     timed = results.read_json(out / "timing" / "shards.json")
-    n, sec = timed["records"], timed["seconds"]
-    return {"items": n, "unit": "clips", "seconds": round(sec, 3),
-            "per_second_per_core": round(n / sec, 3) if sec > 0 else None}
+    return _rate(timed["records"], timed["seconds"], clips, "clips")
 
 
 def markdown(f: dict, cfg: dict, *, runner: str, workers: int) -> str:
@@ -126,9 +139,11 @@ def markdown(f: dict, cfg: dict, *, runner: str, workers: int) -> str:
     lines += _people_lines(f["people"])
     lines += ["", "Motion-filter drops (value against threshold):", ""]
     lines += [f"- {d['reason']}: {d['value']:.4g} (threshold {d['threshold']:.4g})" for d in f["motion_drops"]]
-    lines += ["", "| stage group | items | seconds | items/s per core |", "|---|---|---|---|"]
+    lines += ["", "| stage group | items | seconds (one process) | items/s per core | clips out/s per core |",
+              "|---|---|---|---|---|"]
     for k, t in f["throughput"].items():
-        lines.append(f"| {k} | {t['items']} {t['unit']} | {t['seconds']} | {t['per_second_per_core']} |")
+        lines.append(f"| {k} | {t['items']} {t['unit']} | {t['seconds']} | {t['per_second_per_core']} | "
+                     f"{t.get('clips_per_second_per_core')} |")
     if f.get("shards"):
         sh = f["shards"]
         per = ", ".join(f"{k} {v['records']} records in {v['shards']} shards" for k, v in sh["splits"].items())
@@ -188,7 +203,8 @@ def finish(out: pathlib.Path, cfg: CurationConfig, *, source: str, runner: str, 
         f["dataset"] = results.assemble_dataset(out, source=source, overwrite=overwrite)["out"]
         if shards is not None:
             f["shards"] = shards()
-            f["throughput"]["tokenize+shards"] = _shard_rate(out)
+            f["throughput"]["tokenize+shards"] = _shard_rate(out, f["clips_out"])
+            f["throughput"] = _with_total(f["throughput"], f["clips_out"])
     results.write_json(out / "funnel.json", f)
     (out / "funnel.md").write_text(markdown(f, config_dict(cfg), runner=runner, workers=workers), encoding="utf-8")
     plot(f, out / "funnel.png")

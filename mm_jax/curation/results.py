@@ -6,7 +6,9 @@ Layout of a run's ``--out`` directory::
     results/<video stem>/shot007.json  stages 2-6 of one shot (``process.process_shot``)
     results/<video stem>/shot007.npz   its kept clips' features, keyed by clip index "c0", "c1"...
     timing/<video stem>/shot007.json   seconds per stage (not part of the result: it varies)
+    timing/shards.json                 records tokenized and seconds (with a tokenizer)
     dataset/                           the motion-caption data set (docs/data_format.md)
+    shards/                            its training shards (with a tokenizer: curation.tokenize)
     funnel.md, funnel.png, funnel.json the report (:mod:`mm_jax.curation.report`)
 
 Every file is written once, atomically (``atomic.write_atomic``); a shot's

@@ -230,3 +230,14 @@ def write_people_video(name: str, out_dir: str | pathlib.Path, people: tuple[Per
     (out_dir / f"{name}.tracks.json").write_text(data + "\n")
     (out_dir / f"{name}.captions.json").write_text(json.dumps(caps, indent=1, sort_keys=True) + "\n")
     return truth
+
+
+def write_people_set(out_dir: str | pathlib.Path, videos: int = 2) -> list[VideoTruth]:
+    """``videos`` videos of two 45-frame shots, each with two tracked people (a walker, a waver): 4 clips a video.
+
+    Run with ``data/curation/synthetic_tracks.json`` (detections read from the tracks files).
+    """
+    people = (PersonSpec(track_id=1, motion="walk", x=30, height=150, caption="a person walks forward"),
+              PersonSpec(track_id=2, motion="wave", x=200, height=110, drift=0.0,
+                         caption="a person waves both hands"))
+    return [write_people_video(f"p{i}", out_dir, people, shot_frames=(45, 45)) for i in range(videos)]

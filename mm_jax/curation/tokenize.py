@@ -70,8 +70,9 @@ def open_tokenizer(opts: ShardOptions):
     """The encoders of ``opts.tokenizer`` (:func:`mm_jax.shards.writer.make_encoders`), checked first.
 
     Raises:
-      ConfigError: no tokenizer run at that path, or one that takes features
-        of another width than the curated 272-d motions.
+      ConfigError: no tokenizer run at that path, one that takes features
+        of another width than the curated 272-d motions, or a
+        ``max_batch_frames`` below one window of it (one clip is encoded to check).
       CheckpointError: its checkpoint does not load.
     """
     run = pathlib.Path(opts.tokenizer)
@@ -83,7 +84,9 @@ def open_tokenizer(opts: ShardOptions):
     if width != FEATURE_DIM:
         raise ConfigError(f"--tokenizer {run} encodes {width}-d features; curated motions are "
                           f"{FEATURE_DIM}-d (the 272-d frame): use a tokenizer trained on 272-d features")
-    return writer.make_encoders(run, text_max_tokens=opts.text_max_tokens, max_batch_frames=opts.max_batch_frames)
+    enc = writer.make_encoders(run, text_max_tokens=opts.text_max_tokens, max_batch_frames=opts.max_batch_frames)
+    enc.encode_fn([np.zeros((64, FEATURE_DIM), np.float32)])  # a budget below one window: ConfigError now
+    return enc
 
 
 def write_local(out: pathlib.Path, opts: ShardOptions, enc) -> dict:
