@@ -81,6 +81,11 @@ def test_beam_writes_the_same_shards_inside_the_pipeline_and_training_reads_them
     _same_shards(shards, reference)
     for name in read_manifest(reference)["splits"]["train"]["shards"]:  # the same plan: the same bytes too
         assert (shards / name["file"]).read_bytes() == (reference / name["file"]).read_bytes()
+    stamps = {f: f.stat().st_mtime_ns for f in shards.glob("*.array_record")}
+    assert main(_curate(videos, cfg, tmp_path / "beam", "--runner", "beam", "--tokenizer", str(tiny_tokenizer),
+                        *FLAGS)) == 0  # a rerun: every shot and every shard is reused, the manifest rewritten
+    assert {f: f.stat().st_mtime_ns for f in shards.glob("*.array_record")} == stamps
+    _same_shards(shards, reference)
     pipe = build_pipeline(shards, PipelineConfig(global_batch_size=2, max_text_tokens=32, max_motion_tokens=32),
                           split="train", process_index=0, process_count=1)
     batch = next(iter(pipe.dataset))
