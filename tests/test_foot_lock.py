@@ -121,6 +121,10 @@ def test_bad_input_is_a_named_error():
     bad[2, 40] = np.nan
     with pytest.raises(DataError, match="NaN at frame 2, channel 40"):
         contact.foot_lock(bad)
+    with pytest.raises(ConfigError, match="soft_offset <= max_offset"):
+        contact.foot_lock(f, soft_offset=0.2, max_offset=0.1)
+    with pytest.raises(ConfigError, match="blend_frames=0"):
+        contact.foot_lock(f, blend_frames=0)
     with pytest.raises(ShapeError, match=r"\[B, T, 272\]"):
         contact.foot_lock_batch(f, [4])
     with pytest.raises(ShapeError, match="do not fit"):

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mm_jax.errors import ShapeError
+from mm_jax.errors import ConfigError, ShapeError
 from mm_jax.motion.features import FEATURE_DIM, LOCAL_POS, LOCAL_VEL, NUM_JOINTS, ROOT_LIN_VEL
 from mm_jax.motion.skeleton import FOOT_JOINTS, JOINT_INDEX
 from mm_jax.motion.validate import validate_features
@@ -171,6 +171,7 @@ def foot_lock(features_tf, *, contact_height: float = CONTACT_HEIGHT, sq_displac
       ShapeError: not [T, 272] with T >= 2. DataError: NaN/inf or a non-float dtype.
     """
     f = validate_features(features_tf, name="foot_lock features", min_frames=2).astype(np.float64)
+    _check_args(blend_frames, root_sigma, root_speed, soft_offset, creep, max_offset, foot_tolerance)
     t_len = len(f)
     h, ground = _root_np(f)
     local = f[:, LOCAL_POS].reshape(t_len, NUM_JOINTS, 3)
@@ -207,6 +208,16 @@ def foot_lock_batch(features_btf, lengths_b) -> np.ndarray:
     for b, n in enumerate(lengths):
         x[b, :n] = foot_lock(x[b, :n])
     return x
+
+
+def _check_args(blend_frames, root_sigma, root_speed, soft_offset, creep, max_offset, foot_tolerance) -> None:
+    if not isinstance(blend_frames, int) or blend_frames < 1:
+        raise ConfigError(f"foot_lock blend_frames={blend_frames!r} must be an int >= 1")
+    if not (root_sigma >= 0 and root_speed > 0 and creep >= 0 and foot_tolerance >= 0):
+        raise ConfigError(f"foot_lock needs root_sigma >= 0, root_speed > 0, creep >= 0, foot_tolerance >= 0; got "
+                          f"{root_sigma!r}, {root_speed!r}, {creep!r}, {foot_tolerance!r}")
+    if not 0 <= soft_offset <= max_offset:
+        raise ConfigError(f"foot_lock needs 0 <= soft_offset <= max_offset; got {soft_offset!r} and {max_offset!r}")
 
 
 def _yaw(yaw: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ def foot_lock(features_tf, *, contact_height: float = CONTACT_HEIGHT, sq_displac
     shape or NaN/inf.
     """
     f = _checked(features_tf)
+    _check_args(blend_frames, root_sigma, root_speed, soft_offset, creep, max_offset, foot_tolerance)
     t_len = len(f)
     h, ground = _root_np(f)
     local = f[:, LOCAL_POS].reshape(t_len, NUM_JOINTS, 3)
@@ -74,6 +75,16 @@ def _checked(features_tf) -> np.ndarray:
         frame, chan = (int(i) for i in np.argwhere(~np.isfinite(f))[0])
         raise ValueError(f"foot_lock needs finite features; NaN/inf at frame {frame}, channel {chan}")
     return f.astype(np.float64)
+
+
+def _check_args(blend_frames, root_sigma, root_speed, soft_offset, creep, max_offset, foot_tolerance) -> None:
+    if not isinstance(blend_frames, int) or blend_frames < 1:
+        raise ValueError(f"foot_lock blend_frames={blend_frames!r} must be an int >= 1")
+    if not (root_sigma >= 0 and root_speed > 0 and creep >= 0 and foot_tolerance >= 0):
+        raise ValueError(f"foot_lock needs root_sigma >= 0, root_speed > 0, creep >= 0, foot_tolerance >= 0; got "
+                         f"{root_sigma!r}, {root_speed!r}, {creep!r}, {foot_tolerance!r}")
+    if not 0 <= soft_offset <= max_offset:
+        raise ValueError(f"foot_lock needs 0 <= soft_offset <= max_offset; got {soft_offset!r} and {max_offset!r}")
 
 
 def _yaw(yaw: np.ndarray, v: np.ndarray) -> np.ndarray:
