@@ -1,6 +1,6 @@
 """The foot lock before/after (issue 15, item 4): generated, reconstructed and real clips.
 
-Scores ``mm_jax.motion.contact.foot_lock`` on three sets of denormalised
+Scores ``mm_jax.motion.foot_lock.foot_lock`` on three sets of denormalised
 features: the demo's generated clips (``GEN_DIR/*.npy``, as ``mm-jax generate``
 wrote them, i.e. without the lock: the demo run predates it), the tokenizer's
 reconstructions of the data's split (decoded as ``tokenizer.artifact.evaluate``
@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mm_jax.eval.quality import foot_skating_ratio, jerk
-from mm_jax.motion import contact, ik, skeleton
+from mm_jax.motion import foot_lock as lock
+from mm_jax.motion import ik, layout, skeleton
 from mm_jax.motion.features import joints_from_features, motion_from_features
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data, padded_length, reconstruct_batch
@@ -52,7 +53,7 @@ def joints(f_tf: np.ndarray) -> np.ndarray:
 
 def planted_speed_mm(j: np.ndarray) -> float:
     feet = j[:, FEET]
-    low = feet[:, :, 1] < contact.CONTACT_HEIGHT
+    low = feet[:, :, 1] < layout.CONTACT_HEIGHT
     both = low[1:] & low[:-1]
     step = np.linalg.norm(np.diff(feet[:, :, [0, 2]], axis=0), axis=-1)
     return float(step[both].mean() * 1000) if both.any() else 0.0
@@ -69,7 +70,7 @@ def bvh_joints(f_tf: np.ndarray) -> np.ndarray:
 
 def clip_row(f: np.ndarray, gt: np.ndarray | None, bvh: bool = False) -> dict:
     t0 = time.perf_counter()
-    g = contact.foot_lock(f)
+    g = lock.foot_lock(f)
     ms = (time.perf_counter() - t0) * 1000
     j0, j1 = joints(f), joints(g)
     rel = (j1 - j1[:, :1]) - (j0 - j0[:, :1])  # pelvis-relative change
@@ -133,7 +134,7 @@ COLUMNS = (("skating", "foot skating ratio", "{:.3f}"), ("jerk", "jerk m/s³", "
 
 def markdown(command: str, sets: dict, clips: dict) -> str:
     md = ["# Foot lock: before/after (issue 15, item 4)", "", f"`{command}`", "",
-          "`mm_jax.motion.contact.foot_lock` with its defaults. Means over clips, except `max` columns (the largest",
+          "`mm_jax.motion.foot_lock.foot_lock` with its defaults. Means over clips, except `max` columns (the largest",
           "over every clip and frame). Foot displacement: of any ankle or toe, relative to the pelvis. Bone: the",
           "largest change of a leg bone's length against the unlocked clip (both legs).", "",
           "| set | clips | " + " | ".join(f"{title} before → after" for _, title, _ in COLUMNS)
@@ -197,7 +198,7 @@ def main() -> None:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(["nice -n 10 .venv/bin/python"] + sys.argv)
-    params = {k: getattr(contact, k) for k in dir(contact) if k.startswith("LOCK_")}
+    params = {k: getattr(lock, k) for k in dir(lock) if k.startswith("LOCK_")}
     rounded = {name: [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rs]
                for name, rs in rows.items()}
     doc = {"command": command, "split": args.split, "lock_defaults": params, "sets": sets, "clips": rounded}

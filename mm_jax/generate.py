@@ -50,7 +50,7 @@ from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from mm_jax.model.llama import abstract_params
 from mm_jax.motion.bvh import write_motion_bvh
-from mm_jax.motion.contact import foot_lock
+from mm_jax.motion.foot_lock import foot_lock
 from mm_jax.motion.features import joints_from_features
 from mm_jax.motion.render import render_motion
 from mm_jax.sample import empty_text, max_tokens_for_seconds, min_tokens_for_seconds, sample, seed_key
@@ -188,7 +188,7 @@ def decode_codes(tok: Any, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Denormalised features [len(c) * frames_per_token, 272] of each code list, decoded as one padded batch.
 
     With ``tok.cfg.foot_lock`` each row then goes through
-    :func:`mm_jax.motion.contact.foot_lock` (planted feet held still), after it
+    :func:`mm_jax.motion.foot_lock.foot_lock` (planted feet held still), after it
     is cut back to its own length: this is the one decode of generation and of
     every evaluation, so they all see the locked motion.
 

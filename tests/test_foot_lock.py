@@ -1,5 +1,5 @@
-"""Tests of the foot lock (mm_jax.motion.contact.foot_lock): hand-made clips with known answers, its
-plumbing (the decode-only config field, decode_codes, the reconstruction report) and the torch copy."""
+"""Tests of the foot lock (mm_jax.motion.foot_lock): hand-made clips with known answers, its
+plumbing (the decode-only config field, decode_codes, the reconstruction report) and the torch runtime's use of it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import pytest
 
 from mm_jax.errors import ConfigError, DataError, ShapeError
 from mm_jax.eval.quality import foot_skating_ratio, jerk
-from mm_jax.motion import contact, skeleton
+from mm_jax.motion import skeleton
+from mm_jax.motion import foot_lock as lock
 from mm_jax.motion.features import features_from_joints, joints_from_features
 from mm_jax.tokenizer import PRESETS, TokenizerConfig
 
-L_HIP, L_KNEE, L_ANKLE, L_TOE = contact.LEGS[0]
-R_TOE = contact.LEGS[1][3]
+L_HIP, L_KNEE, L_ANKLE, L_TOE = lock.LEGS[0]
+R_TOE = lock.LEGS[1][3]
 LOWER_LEFT = [L_KNEE, L_ANKLE, L_TOE]
 
 
@@ -47,11 +48,11 @@ def _sliding(t: int = 8, step: float = 0.003) -> np.ndarray:
 
 def test_a_planted_sliding_toe_stays_where_it_was_planted():
     before = _sliding()  # 3 mm/frame: planted (step^2 = 9e-6 < 0.002, 0 cm < 5 cm); 21 mm in all, < 4 cm
-    after = _joints(contact.foot_lock(_features(before)))
+    after = _joints(lock.foot_lock(_features(before)))
     for toe in (L_TOE, R_TOE):  # both toes (the root correction moved the body; the right toe is pinned back)
         np.testing.assert_allclose(after[:, toe, [0, 2]], np.repeat(before[:1, toe, [0, 2]], len(before), 0),
                                    atol=2e-6)  # the hand answer: the toe's frame-0 position, float32 rounding
-    not_knees = [j for j in range(22) if j not in (L_KNEE, contact.LEGS[1][1])]
+    not_knees = [j for j in range(22) if j not in (L_KNEE, lock.LEGS[1][1])]
     np.testing.assert_allclose(after[:, not_knees, 1], before[:, not_knees, 1], atol=2e-6)  # only knees rise/drop
 
     def length(j, a, b):
@@ -60,7 +61,7 @@ def test_a_planted_sliding_toe_stays_where_it_was_planted():
     bone = {(a, b): length(after, a, b) - length(before, a, b)
             for a, b in ((L_HIP, L_KNEE), (L_KNEE, L_ANKLE), (L_ANKLE, L_TOE))}
     assert np.abs(bone[L_HIP, L_KNEE]).max() < 2e-5 and np.abs(bone[L_KNEE, L_ANKLE]).max() < 2e-5  # knee by IK
-    assert np.abs(bone[L_ANKLE, L_TOE]).max() <= contact.LOCK_FOOT_TOLERANCE  # the ankle joins its toe over 6 frames
+    assert np.abs(bone[L_ANKLE, L_TOE]).max() <= lock.LOCK_FOOT_TOLERANCE  # the ankle joins its toe over 6 frames
     assert foot_skating_ratio(before) == 1.0 and foot_skating_ratio(after) == 0.0
 
 
@@ -68,9 +69,9 @@ def test_frames_far_from_contact_are_unchanged_bit_for_bit():
     j = _sliding(40)
     j[8:] += [0.0, 0.3, 0.0]  # from frame 8 the body is 30 cm up: no contact after frame 7
     f = _features(j)
-    got = contact.foot_lock(f)
+    got = lock.foot_lock(f)
     assert not np.array_equal(got[:8], f[:8])
-    far = 7 + int(np.ceil(3 * contact.LOCK_ROOT_SIGMA)) + contact.LOCK_BLEND_FRAMES + 1
+    far = 7 + int(np.ceil(3 * lock.LOCK_ROOT_SIGMA)) + lock.LOCK_BLEND_FRAMES + 1
     np.testing.assert_array_equal(got[far:], f[far:])
     np.testing.assert_array_equal(got[:, 2:8], f[:, 2:8])  # heading and rotations are never touched
     np.testing.assert_array_equal(got[:, 140:], f[:, 140:])
@@ -82,10 +83,10 @@ def test_still_feet_come_back_unchanged_and_real_like_jitter_barely_moves():
     wave = np.sin(np.arange(30) / 4.0)[:, None]
     j[:, [18, 20], 1] += 0.2 * wave  # the left arm waves; the feet do not move
     f = _features(j)
-    np.testing.assert_array_equal(contact.foot_lock(f), f)  # tolerance 0: nothing planted moves
+    np.testing.assert_array_equal(lock.foot_lock(f), f)  # tolerance 0: nothing planted moves
     j[:, [L_TOE, R_TOE], 0] += rng.normal(scale=2e-4, size=(30, 2))  # 0.2 mm jitter (real planted feet: < 0.4 mm)
     f = _features(j)
-    moved = np.abs(_joints(contact.foot_lock(f)) - _joints(f)).max()
+    moved = np.abs(_joints(lock.foot_lock(f)) - _joints(f)).max()
     assert moved < 2e-3, f"a real-like clip moved {moved * 1000:.2f} mm"
 
 
@@ -94,7 +95,7 @@ def _shuffling(seed: int = 0, t: int = 90) -> np.ndarray:
     rng = np.random.default_rng(seed)
     j = _standing(t)
     j[:, :, 0] += 0.05 * np.sin(np.arange(t) / 9.0)[:, None]
-    for toe, leg in ((L_TOE, LOWER_LEFT), (R_TOE, [contact.LEGS[1][1], contact.LEGS[1][2], R_TOE])):
+    for toe, leg in ((L_TOE, LOWER_LEFT), (R_TOE, [lock.LEGS[1][1], lock.LEGS[1][2], R_TOE])):
         slide = np.cumsum(rng.normal(scale=0.004, size=(t, 2)), axis=0)
         j[:, leg, 0] += slide[:, :1]
         j[:, leg, 2] += slide[:, 1:]
@@ -103,39 +104,39 @@ def _shuffling(seed: int = 0, t: int = 90) -> np.ndarray:
 
 def test_generated_like_shuffling_stops_skating_within_bounds():
     before = _shuffling()
-    after = _joints(contact.foot_lock(_features(before)))
+    after = _joints(lock.foot_lock(_features(before)))
     assert foot_skating_ratio(before) > 0.8 and foot_skating_ratio(after) < 0.1
     assert jerk(after) < 1.2 * jerk(before)  # the root correction is smoothed, pins start at the last position
     rel = (after - after[:, :1]) - (before - before[:, :1])  # foot displacement relative to the pelvis
     foot = np.linalg.norm(rel[:, [L_ANKLE, L_TOE, R_TOE]], axis=-1).max()
-    assert foot <= contact.LOCK_MAX_OFFSET + contact.LOCK_FOOT_TOLERANCE + 0.03
+    assert foot <= lock.LOCK_MAX_OFFSET + lock.LOCK_FOOT_TOLERANCE + 0.03
 
 
 def test_bad_input_is_a_named_error():
     f = _features(_standing(4))
     with pytest.raises(ShapeError, match="272"):
-        contact.foot_lock(f[:, :271])
+        lock.foot_lock(f[:, :271])
     with pytest.raises(ShapeError, match="too short"):
-        contact.foot_lock(f[:1])
+        lock.foot_lock(f[:1])
     bad = f.copy()
     bad[2, 40] = np.nan
     with pytest.raises(DataError, match="NaN at frame 2, channel 40"):
-        contact.foot_lock(bad)
+        lock.foot_lock(bad)
     with pytest.raises(ConfigError, match="soft_offset <= max_offset"):
-        contact.foot_lock(f, soft_offset=0.2, max_offset=0.1)
+        lock.foot_lock(f, soft_offset=0.2, max_offset=0.1)
     with pytest.raises(ConfigError, match="blend_frames=0"):
-        contact.foot_lock(f, blend_frames=0)
+        lock.foot_lock(f, blend_frames=0)
     with pytest.raises(ShapeError, match=r"\[B, T, 272\]"):
-        contact.foot_lock_batch(f, [4])
+        lock.foot_lock_batch(f, [4])
     with pytest.raises(ShapeError, match="do not fit"):
-        contact.foot_lock_batch(f[None], [5])
+        lock.foot_lock_batch(f[None], [5])
 
 
 def test_batch_locks_each_row_to_its_length():
     a, b = _features(_sliding(8)), _features(_shuffling(1, 8))
-    got = contact.foot_lock_batch(np.stack([a, b]), [8, 5])
-    np.testing.assert_array_equal(got[0], contact.foot_lock(a))
-    np.testing.assert_array_equal(got[1, :5], contact.foot_lock(b[:5]))
+    got = lock.foot_lock_batch(np.stack([a, b]), [8, 5])
+    np.testing.assert_array_equal(got[0], lock.foot_lock(a))
+    np.testing.assert_array_equal(got[1, :5], lock.foot_lock(b[:5]))
     np.testing.assert_array_equal(got[1, 5:], b[5:])
 
 
@@ -171,7 +172,7 @@ def test_decode_codes_applies_the_lock_after_denormalising():
     plain = decode_codes(tok, codes)
     locked = decode_codes(dataclasses.replace(tok, cfg=dataclasses.replace(tok.cfg, foot_lock=True)), codes)
     for p, q in zip(plain, locked):
-        np.testing.assert_array_equal(q, contact.foot_lock(p))
+        np.testing.assert_array_equal(q, lock.foot_lock(p))
 
 
 def test_the_reconstruction_report_scores_the_locked_motion_and_says_what_it_was_before():
@@ -192,17 +193,20 @@ def test_the_reconstruction_report_scores_the_locked_motion_and_says_what_it_was
     assert locked["utilisation"] == plain["utilisation"]  # the codes do not depend on the lock
 
 
-def test_torch_copy_gives_the_same_features():
+def test_the_torch_runtime_applies_the_one_foot_lock_and_loads_no_jax():
     pytest.importorskip("torch")
+    import subprocess
+    import sys
+
     from mm_jax.export import aux_maps
-    from mm_jax.torch_port import foot_lock as torch_lock
+    from mm_jax.torch_port import pipeline
     from mm_jax.torch_port.tokenizer import MotionTokenizer
 
-    for j in (_sliding(), _shuffling(3)):
-        f = _features(j)
-        np.testing.assert_array_equal(torch_lock.foot_lock(f), contact.foot_lock(f))
-    with pytest.raises(ValueError, match="NaN/inf at frame 0"):
-        torch_lock.foot_lock(np.full((3, 272), np.nan, np.float32))
+    assert pipeline.foot_lock is lock.foot_lock  # one implementation for both runtimes
+    code = ("import sys, mm_jax.torch_port, mm_jax.motion.foot_lock\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
     aux_maps.check_tokenizer_config(dataclasses.asdict(PRESETS["small"][0]))  # foot_lock is exported
     base = {"feature_dim": 272, "width": 8, "depth": 1, "dilation_growth": 3, "down_t": 1, "wavelet_levels": 1,
             "fsq_levels": [5, 5]}

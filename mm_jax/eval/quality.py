@@ -29,11 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from mm_jax.errors import DataError, ShapeError
-from mm_jax.motion.features import FPS, NUM_JOINTS
-from mm_jax.motion.skeleton import FOOT_JOINTS
+from mm_jax.motion.layout import CONTACT_HEIGHT, FOOT_JOINTS, FPS, NUM_JOINTS, SLIDE_PER_FRAME
 
-CONTACT_HEIGHT = 0.05
-SLIDE_PER_FRAME = 0.0025
 FLOAT_HEIGHT = 0.05
 MIN_FRAMES = 4
 

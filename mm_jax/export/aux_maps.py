@@ -17,7 +17,7 @@ The port implements all of ``TokenizerConfig``: both wavelet families at any
 number of levels, ``wavelet_gain``, ``wavelet_res_stacks``, ``refine_width``,
 ``latent_kernel`` (any size, Flax 'SAME' padding), ``encoder_dilations_descending``,
 ``output_smoothing_frames`` and ``foot_lock`` (the decode-time post-step, in numpy:
-:mod:`mm_jax.torch_port.foot_lock`, applied by the torch pipeline after denormalising).
+:mod:`mm_jax.motion.foot_lock`, applied by the torch pipeline after denormalising).
 """
 
 from __future__ import annotations

@@ -49,27 +49,11 @@ import numpy as np
 
 from mm_jax.errors import ShapeError
 from mm_jax.motion import rotations, skeleton
+from mm_jax.motion.layout import (  # noqa: F401 (re-exported: the layout's one owner is layout.py)
+    FEATURE_DIM, FEATURE_SLICES, FPS, LOCAL_POS, LOCAL_ROT, LOCAL_VEL, NUM_JOINTS, ROOT_ANG_VEL, ROOT_LIN_VEL)
 
-FPS = 30
-NUM_JOINTS = skeleton.NUM_JOINTS
-FEATURE_DIM = 2 + 6 + 3 * NUM_JOINTS + 3 * NUM_JOINTS + 6 * NUM_JOINTS  # 272
-
-ROOT_LIN_VEL = slice(0, 2)
-ROOT_ANG_VEL = slice(2, 8)
-LOCAL_POS = slice(8, 74)
-LOCAL_VEL = slice(74, 140)
-LOCAL_ROT = slice(140, 272)
 # Groups that share one std when normalising (see normalize.Normalizer.fit).
 NORMALIZER_GROUPS = (LOCAL_POS, LOCAL_VEL, LOCAL_ROT)
-
-# Name -> slice, in layout order (used by validation and diagnostics).
-FEATURE_SLICES: dict[str, slice] = {
-    "root_lin_vel": ROOT_LIN_VEL,
-    "root_ang_vel": ROOT_ANG_VEL,
-    "local_pos": LOCAL_POS,
-    "local_vel": LOCAL_VEL,
-    "local_rot": LOCAL_ROT,
-}
 
 
 class Motion(NamedTuple):

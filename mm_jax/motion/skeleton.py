@@ -16,16 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee",
-    "spine2", "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot",
-    "neck", "left_collar", "right_collar", "head", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-)
-NUM_JOINTS = len(JOINT_NAMES)
-JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
-
-PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+from mm_jax.motion.layout import FOOT_JOINTS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS  # noqa: F401 (re-exported)
 
 # Rest-pose offset of each joint from its parent (metres), SMPL neutral shape.
 OFFSETS = np.array(
@@ -64,8 +55,6 @@ KINEMATIC_CHAINS: tuple[tuple[int, ...], ...] = (
     (9, 14, 17, 19, 21),
     (9, 13, 16, 18, 20),
 )
-
-FOOT_JOINTS = tuple(JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot"))
 
 
 def rest_positions(offsets: np.ndarray = OFFSETS) -> np.ndarray:

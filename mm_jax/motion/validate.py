@@ -16,12 +16,11 @@ saved by mistake (token ids, indices, a mask).
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mm_jax.errors import DataError, ShapeError
-from mm_jax.motion.features import FEATURE_DIM, FEATURE_SLICES
+from mm_jax.motion.layout import FEATURE_DIM, FEATURE_SLICES
 
 
 def _group(channel: int, width: int) -> str:
@@ -34,7 +33,7 @@ def _group(channel: int, width: int) -> str:
 
 
 def validate_features(
-    x: np.ndarray | jax.Array,
+    x: ArrayLike,
     *,
     name: str,
     min_frames: int = 1,
@@ -59,7 +58,7 @@ def validate_features(
         (first bad frame and channel named).
     """
     arr = np.asarray(x)
-    if not jnp.issubdtype(arr.dtype, jnp.floating):  # bfloat16 counts as floating
+    if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype.name == "bfloat16"):  # bfloat16 counts as floating
         raise DataError(
             f"{name}: features must be floating point (float16/32/64), got dtype {arr.dtype}; "
             f"integer, boolean, complex or object arrays are not motion features"

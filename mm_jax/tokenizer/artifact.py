@@ -40,6 +40,7 @@ from mm_jax.checkpoint import load_params
 from mm_jax.errors import CheckpointError, NonFiniteError
 from mm_jax.fsq import codebook_usage
 from mm_jax.motion import contact
+from mm_jax.motion.foot_lock import foot_lock_batch
 from mm_jax.motion import features as mfeat
 from mm_jax.motion.normalize import Normalizer
 from mm_jax.motion.synth import load_dataset
@@ -270,7 +271,7 @@ def _scored(decoded_btf: jax.Array, gt_btj3: jax.Array, mask_bt: np.ndarray, len
     if not lock or not np.isfinite(decoded).all():  # non-finite: left to evaluate_tokenizer's NonFiniteError
         out = quality.batch_metrics(raw, gt_btj3, mask)
         return {**out, "foot_skating_before_lock": out["foot_skating"], "jitter_before_lock": out["jitter"]}
-    locked = contact.foot_lock_batch(decoded, lengths_b)
+    locked = foot_lock_batch(decoded, lengths_b)
     out = quality.batch_metrics(mfeat.joints_from_features_batch(jnp.asarray(locked)), gt_btj3, mask)
     out["foot_skating_before_lock"] = float(contact.skating_ratio(raw, mask).mean())
     out["jitter_before_lock"] = float(quality.jitter(raw, mask))

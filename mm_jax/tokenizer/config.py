@@ -58,7 +58,7 @@ class TokenizerConfig:
         sees the unfiltered output (trained through it, the decoder learns to
         undo it). 0 = off.
       foot_lock: after denormalising decoded features, hold planted feet still
-        (:func:`mm_jax.motion.contact.foot_lock`: root drift removed, planted
+        (:func:`mm_jax.motion.foot_lock.foot_lock`: root drift removed, planted
         ankles and toes pinned within 10 cm of the decoded ones, knees by
         two-bone IK) in every decode of codes (``generate.decode_codes``: generation
         and every evaluation) and in the reconstruction report

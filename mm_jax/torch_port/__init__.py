@@ -1,7 +1,10 @@
 """The PyTorch runtime of an ``mm-jax export`` (stage: export).
 
-Importable with torch, transformers and safetensors alone: nothing else of
-mm_jax (no JAX, no Flax) is imported here or by its modules.
+Importable with torch, transformers and safetensors alone: no JAX or Flax is
+imported here or by its modules. Of the rest of mm_jax only the numpy foot lock
+(:mod:`mm_jax.motion.foot_lock`, which imports numpy, ``mm_jax.errors`` and
+``mm_jax.motion.layout``) is used, so both runtimes apply the one implementation
+(``tests/test_foot_lock.py`` checks that importing this package loads no JAX).
 
 Modules:
   model:     :class:`MotionLlama` (``transformers.LlamaModel`` + text projection + motion head),
@@ -10,7 +13,6 @@ Modules:
   tokenizer: :class:`MotionTokenizer` (Haar or CDF 5/3 levels + conv FSQ autoencoder, optional refinement
              head and output filter) and :func:`joints_from_features`.
   text:      :class:`TextEncoder` (MiniLM as ``BertModel`` + ``BertTokenizerFast``).
-  foot_lock: :func:`foot_lock`, the decode-time post-step of ``mm_jax.motion.contact.foot_lock`` (numpy).
   pipeline:  :class:`TextToMotion`, prompt -> codes -> features (-> foot lock) -> joints.
 """
 

@@ -9,7 +9,7 @@ The flow is ``mm_jax.generate``'s: encode the prompts with the frozen text
 encoder, sample codes with classifier-free guidance against the empty
 caption, decode each row's codes with the motion tokenizer, denormalise, and
 (when the tokenizer's config has ``foot_lock``) hold planted feet still with
-:func:`mm_jax.torch_port.foot_lock.foot_lock`, as ``mm_jax.generate.decode_codes``
+:func:`mm_jax.motion.foot_lock.foot_lock`, as ``mm_jax.generate.decode_codes``
 does. Imports torch, transformers, safetensors and numpy only.
 """
 
@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-from mm_jax.torch_port.foot_lock import foot_lock
+from mm_jax.motion.foot_lock import foot_lock
 from mm_jax.torch_port.model import MotionLlama, read_config
 from mm_jax.torch_port.sampler import sample
 from mm_jax.torch_port.text import TEXT_DIR, TextEncoder
