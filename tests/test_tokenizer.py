@@ -166,7 +166,9 @@ def test_local_mpjpe_ignores_root_drift():
 # --- a trained tokenizer on other data: its own statistics, its own context --------------------------
 
 
-@pytest.mark.parametrize("levels,down", [(1, 1), (0, 2), (2, 0)])
+# One design in the default suite (the slowest 2 of 3, ~50 s together, behind the slow marker).
+@pytest.mark.parametrize("levels,down", [pytest.param(1, 1, marks=pytest.mark.slow),
+                                         pytest.param(0, 2, marks=pytest.mark.slow), (2, 0)])
 def test_context_frames_make_a_clip_independent_of_further_padding(levels, down):
     from mm_jax.tokenizer.artifact import padded_length
 
