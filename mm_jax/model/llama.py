@@ -34,7 +34,8 @@ anything; sharding.py turns those names into mesh shardings. NNX would need
 ``nnx.split``/``merge`` at every jit boundary to get the same pure pytree.
 
 Parameter layout (weights are [out, in] and contracted as ``...i,oi->...o``,
-which XLA:CPU runs faster than [in, out]; QKV and gate/up are fused)::
+which XLA:CPU runs faster than [in, out]; QKV and gate/up are fused; every matmul goes through
+:func:`mm_jax.model.dense.linear`, whose weight gradient avoids a wide transpose)::
 
     text_proj               [D, C]        (embed, text_embed)
     embed                   [Vp, D]       (vocab, embed)
@@ -62,6 +63,7 @@ from flax import linen as nn
 
 from mm_jax.errors import ShapeError
 from mm_jax.model import attention
+from mm_jax.model.dense import linear
 from mm_jax.model.config import ModelConfig
 
 NEG_INF = -1e30
@@ -121,7 +123,7 @@ class Attention(nn.Module):
         w_qkv = _weight(self, "qkv", (k_, g_ + 2, e_, d_),
                         ("kv_heads", "qkv", "head_dim", "embed"), cfg.init_std)
         w_out = _weight(self, "out", (d_, cfg.num_heads, e_), ("embed", "heads", "head_dim"), out_std)
-        qkv = jnp.einsum("btd,kged->btkge", x_btd, w_qkv.astype(dt))
+        qkv = linear(x_btd, w_qkv.astype(dt).reshape(-1, d_)).reshape(x_btd.shape[:2] + w_qkv.shape[:3])
         q_btkge = attention.apply_rope(qkv[..., :g_, :], sin_bti, cos_bti)
         k_btke = attention.apply_rope(qkv[..., g_, :], sin_bti, cos_bti)
         v_btke = qkv[..., g_ + 1, :]
@@ -133,8 +135,8 @@ class Attention(nn.Module):
         scores = jnp.where(mask_btt[:, None, None], scores * e_ ** -0.5, NEG_INF)
         probs = jax.nn.softmax(scores, axis=-1).astype(dt)
         o_btkge = jnp.einsum("bkgqs,bske->bqkge", probs, v_btke)
-        o_bthe = o_btkge.reshape(o_btkge.shape[:2] + (cfg.num_heads, e_))
-        return jnp.einsum("bthe,dhe->btd", o_bthe, w_out.astype(dt)), LayerCache(k_btke, v_btke)
+        o_btf = o_btkge.reshape(o_btkge.shape[:2] + (cfg.num_heads * e_,))  # F = H * E, head-major
+        return linear(o_btf, w_out.astype(dt).reshape(d_, -1)), LayerCache(k_btke, v_btke)
 
 
 class Mlp(nn.Module):
@@ -150,9 +152,9 @@ class Mlp(nn.Module):
         out_std = cfg.init_std / (2 * cfg.num_layers) ** 0.5
         w_gu = _weight(self, "gate_up", (2, m_, d_), ("gate_up", "mlp", "embed"), cfg.init_std)
         w_down = _weight(self, "down", (d_, m_), ("embed", "mlp"), out_std)
-        h_btcm = jnp.einsum("btd,cmd->btcm", x_btd, w_gu.astype(dt))
+        h_btcm = linear(x_btd, w_gu.astype(dt).reshape(-1, d_)).reshape(x_btd.shape[:2] + (2, m_))
         h_btm = nn.silu(h_btcm[:, :, 0]) * h_btcm[:, :, 1]
-        return jnp.einsum("btm,dm->btd", h_btm, w_down.astype(dt))
+        return linear(h_btm, w_down.astype(dt))
 
 
 class Block(nn.Module):
@@ -276,7 +278,7 @@ class Decoder(nn.Module):
         x_bnd = RMSNorm(cfg.norm_eps, name="final_norm")(x_btd[:, s:])
         w_head = _weight(self, "head", (cfg.padded_vocab_size, cfg.width), ("vocab", "embed"),
                          cfg.init_std)
-        logits_bnv = jnp.einsum("bnd,vd->bnv", x_bnd, w_head.astype(dt)).astype(jnp.float32)
+        logits_bnv = linear(x_bnd, w_head.astype(dt)).astype(jnp.float32)
         logits_bnv = _constrain(logits_bnv, ("batch", "seq", "act_vocab"))
         real_v = jnp.arange(cfg.padded_vocab_size) < cfg.vocab_size
         logits_bnv = jnp.where(real_v, logits_bnv, NEG_INF)
