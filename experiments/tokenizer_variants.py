@@ -158,6 +158,8 @@ def main() -> None:
     p.add_argument("--report", action="store_true", help="rescan existing runs, train nothing")
     p.add_argument("--smoothing", type=float, default=0.0,
                    help="score with this output_smoothing_frames (decode-time filter; the runs are unchanged)")
+    p.add_argument("--foot-lock", action="store_true",
+                   help="score through the decode-time foot lock (default: off, the decoder's own output)")
     p.add_argument("--command", default=None, help="the command line recorded in the report")
     args = p.parse_args()
     mcfg0, tcfg0 = PRESETS[args.preset]
@@ -174,7 +176,9 @@ def main() -> None:
                 continue
             tok = load_tokenizer(run)
             data = open_motion_data(args.data, normalizer=tok.normalizer)
-            cfg = dataclasses.replace(tok.cfg, output_smoothing_frames=args.smoothing)
+            # Scored as the tokenizer's own output: the decode-time filter and foot lock as asked, whatever
+            # the preset the run was made with set (the foot lock is measured in experiments/foot_lock.py).
+            cfg = dataclasses.replace(tok.cfg, output_smoothing_frames=args.smoothing, foot_lock=args.foot_lock)
             m = evaluate(tok.params, cfg, data, split=data.resolve_split(None))
             rows.append({"variant": name, "seed": seed, "steps": tok.step, "run": str(run),
                          **{k: m[k] for k in KEYS}})
