@@ -124,6 +124,23 @@ def test_mismatched_run_directory_is_a_named_error(tiny_tokenizer, tiny_dataset)
         cfg_path.write_text(saved)
 
 
+def test_a_run_resumes_under_other_decode_only_fields(tiny_tokenizer, tiny_dataset, tmp_path):
+    import shutil
+
+    from mm_jax.tokenizer.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_tokenizer, run)
+    before = load_tokenizer(run)  # the conftest fixture: 8 steps of the tiny preset
+    tcfg = dataclasses.replace(TINY_T, steps=10, val_every=10, ckpt_every=10, log_every=5)
+    decode = dataclasses.replace(TINY_M, output_smoothing_frames=1.5, foot_lock=True)
+    train(decode, tcfg, tiny_dataset, run, resume=True)  # 2 more steps, no refusal
+    after = load_tokenizer(run)  # its new checkpoint matches the run's stored config
+    assert (before.step, after.step) == (8, 10) and after.cfg == before.cfg  # the run keeps its own fields
+    with pytest.raises(CheckpointError, match=f"width: run has {TINY_M.width}, asked 48"):
+        train(dataclasses.replace(decode, width=48), tcfg, tiny_dataset, run, resume=True)
+
+
 def test_evaluate_and_encode(tiny_tokenizer, tiny_dataset, tmp_path):
     tok = load_tokenizer(tiny_tokenizer)
     data = open_motion_data(tiny_dataset)

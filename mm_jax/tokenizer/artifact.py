@@ -125,12 +125,15 @@ class TokenizerArtifact:
         cfg_path = run_dir / "tokenizer.json"
         if cfg_path.exists():
             saved = stored_config(run_dir)
-            # Fields added since the run was made are absent from its file and take their defaults.
-            if configs.to_dict(configs.from_dict(TokenizerConfig, saved)) != configs.to_dict(cfg):
-                raise CheckpointError(
-                    f"{run_dir} holds a tokenizer with another config ({saved}); "
-                    f"use a new run directory"
-                )
+            # Fields added since the run was made are absent from its file and take their defaults. The
+            # decode-only fields (output filter, foot lock) may differ: training does not depend on them,
+            # and the run's file keeps its own (a caller decodes with the config it passes).
+            have = configs.from_dict(TokenizerConfig, saved).trained_fields()
+            if have != cfg.trained_fields():
+                diff = ", ".join(f"{k}: run has {have.get(k)!r}, asked {v!r}"
+                                 for k, v in cfg.trained_fields().items() if have.get(k) != v)
+                raise CheckpointError(f"{run_dir} holds a tokenizer with another config ({diff}); "
+                                      f"use a new run directory")
         else:
             cfg_path.write_text(json.dumps({"config": configs.to_dict(cfg), "trained_steps": 0,
                                             "feature_format": FEATURE_FORMAT}, indent=2))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mm_jax import configs
 from mm_jax.errors import ConfigError
 from mm_jax.fsq import FSQ
 
@@ -122,6 +123,11 @@ class TokenizerConfig:
     def codebook_size(self) -> int:
         return self.fsq.codebook_size
 
+    def trained_fields(self) -> dict:
+        """The config as a dict without the decode-only fields (:data:`DECODE_ONLY_FIELDS`): what training
+        depends on, so a run resumes (or is reused) under another filter or foot-lock setting."""
+        return {k: v for k, v in configs.to_dict(self).items() if k not in DECODE_ONLY_FIELDS}
+
     def identity(self) -> dict:
         """What a token id means: the fields a consumer of tokens must match."""
         return {
@@ -133,6 +139,9 @@ class TokenizerConfig:
 
 
 WAVELET_FAMILIES = ("haar", "cdf53")
+# Applied only when decoding (never in the training forward pass or the loss): they change neither the
+# codes nor the parameters, so a run's config check ignores them (TokenizerConfig.trained_fields).
+DECODE_ONLY_FIELDS = ("output_smoothing_frames", "foot_lock")
 
 
 # smooth_l1 is the reference's loss. On the embedded data it stalls near the

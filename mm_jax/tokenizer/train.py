@@ -152,8 +152,10 @@ def make_train_step(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: opta
     return train_step
 
 
-def _meta(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig) -> dict:
-    return {"tokenizer": configs.to_dict(mcfg), "train": configs.to_dict(tcfg)}
+def _meta(run_dir: pathlib.Path, tcfg: TokenizerTrainConfig) -> dict:
+    """Checkpoint meta: the run's stored TokenizerConfig (its decode-only fields stay the run's own when a
+    resume asks for others, so its checkpoints keep matching ``tokenizer.json``) and the train config."""
+    return {"tokenizer": stored_config(run_dir), "train": configs.to_dict(tcfg)}
 
 
 def train(
@@ -201,7 +203,7 @@ def _train(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, data: MotionData, 
         truncate_metrics(run_dir, int(state.step))  # rows a killed run wrote past its checkpoint
         writer = cleanup.enter_context(MetricsWriter(run_dir))
         state, val = _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress,
-                           val_split=val_split, stop=stop)
+                           val_split=val_split, stop=stop, meta=_meta(run_dir, tcfg))
     art.mark_trained(int(state.step))
     return val
 
@@ -226,7 +228,7 @@ def _initial_state(mcfg: TokenizerConfig, tcfg: TokenizerTrainConfig, opt: optax
 
 
 def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, progress, *, val_split,
-          stop: StopRequest):
+          stop: StopRequest, meta: dict):
     """The step loop of :func:`train`: sample, step, log, validate (on ``val_split``), checkpoint."""
     start, t0 = int(state.step), time.perf_counter()
     val: dict[str, Any] = {}
@@ -252,7 +254,7 @@ def _loop(state, step_fn, data, offsets, lengths, mcfg, tcfg, ckpt, writer, prog
             val = evaluate(state.params, mcfg, data, split=val_split, max_sequences=64)
             writer.write(done, {f"val/{k}": v for k, v in val.items()})
         # Every step: orbax saves on the interval, when forced, and at a preemption step.
-        ckpt.save(done, state.to_dict(), _meta(mcfg, tcfg), force=done % tcfg.ckpt_every == 0 or last)
+        ckpt.save(done, state.to_dict(), meta, force=done % tcfg.ckpt_every == 0 or last)
         if progress is not None:
             progress(done, tcfg.steps)
         if halt:
