@@ -124,6 +124,16 @@ def test_mismatched_run_directory_is_a_named_error(tiny_tokenizer, tiny_dataset)
         cfg_path.write_text(saved)
 
 
+def test_trained_fields_leave_out_decode_only_fields_and_the_wavelet_of_a_plain_tokenizer():
+    plain = dataclasses.replace(TINY_M, wavelet_levels=0, down_t=2, wavelet_family="haar")
+    assert dataclasses.replace(plain, wavelet_family="cdf53", wavelet_res_stacks=True, wavelet_gain=0.5,
+                               foot_lock=True).trained_fields() == plain.trained_fields()
+    one = dataclasses.replace(plain, wavelet_levels=1, down_t=1)
+    assert dataclasses.replace(one, wavelet_family="cdf53").trained_fields() != one.trained_fields()
+    assert dataclasses.replace(one, output_smoothing_frames=2.0).trained_fields() == one.trained_fields()
+    assert dataclasses.replace(one, width=48).trained_fields() != one.trained_fields()
+
+
 def test_a_run_resumes_under_other_decode_only_fields(tiny_tokenizer, tiny_dataset, tmp_path):
     import shutil
 

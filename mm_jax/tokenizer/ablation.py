@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from mm_jax.errors import ConfigError
 from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
-from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
+from mm_jax.tokenizer.config import WAVELET_ONLY_FIELDS, TokenizerConfig, TokenizerTrainConfig
 from mm_jax.tokenizer.train import train
 
 COLUMNS = ("wavelet_levels", "down_t", "mpjpe_mm", "mpjpe_local_mm", "accel_error_mm", "accel_mm", "accel_gt_mm",
@@ -41,8 +41,7 @@ def variants(base: TokenizerConfig, levels: tuple[int, ...], hold: str = "compre
         raise ConfigError(f"hold={hold!r} is not one of {HOLDS}")
     # Fields with no effect without a wavelet go back to their defaults at 0 levels, so that
     # row is the plain no-wavelet tokenizer whatever the design (and a finished run of it is reused).
-    plain = {f.name: f.default for f in dataclasses.fields(TokenizerConfig)
-             if f.name in ("wavelet_family", "wavelet_gain", "wavelet_res_stacks")}
+    plain = {f.name: f.default for f in dataclasses.fields(TokenizerConfig) if f.name in WAVELET_ONLY_FIELDS}
     return [dataclasses.replace(c, **plain) if c.wavelet_levels == 0 else c for c in _split(base, levels, hold)]
 
 
@@ -110,7 +109,9 @@ def _design(base: TokenizerConfig) -> str:
                if base.wavelet_res_stacks else "a level replaces a down block and its residual stack")
             + (f", refinement head of width {base.refine_width}" if base.refine_width else "")
             + (f", output filter sigma {base.output_smoothing_frames:g} frames (decoding only; every row)"
-               if base.output_smoothing_frames else ""))
+               if base.output_smoothing_frames else "")
+            + (", foot lock (decoding only; every row; foot_skating_before_lock in the JSON)"
+               if base.foot_lock else ""))
 
 
 def _markdown(rows: list[dict[str, Any]], base: TokenizerConfig, tcfg: TokenizerTrainConfig, hold: str,

@@ -124,9 +124,11 @@ class TokenizerConfig:
         return self.fsq.codebook_size
 
     def trained_fields(self) -> dict:
-        """The config as a dict without the decode-only fields (:data:`DECODE_ONLY_FIELDS`): what training
-        depends on, so a run resumes (or is reused) under another filter or foot-lock setting."""
-        return {k: v for k, v in configs.to_dict(self).items() if k not in DECODE_ONLY_FIELDS}
+        """What training depends on, as a dict: the config without the decode-only fields
+        (:data:`DECODE_ONLY_FIELDS`), and without the wavelet's own fields (:data:`WAVELET_ONLY_FIELDS`)
+        when it has no wavelet level. A run resumes, or is reused, under a config that differs only there."""
+        drop = DECODE_ONLY_FIELDS + (WAVELET_ONLY_FIELDS if self.wavelet_levels == 0 else ())
+        return {k: v for k, v in configs.to_dict(self).items() if k not in drop}
 
     def identity(self) -> dict:
         """What a token id means: the fields a consumer of tokens must match."""
@@ -142,6 +144,8 @@ WAVELET_FAMILIES = ("haar", "cdf53")
 # Applied only when decoding (never in the training forward pass or the loss): they change neither the
 # codes nor the parameters, so a run's config check ignores them (TokenizerConfig.trained_fields).
 DECODE_ONLY_FIELDS = ("output_smoothing_frames", "foot_lock")
+# Without a wavelet level these have no effect (no transform, no level, no stack of a level).
+WAVELET_ONLY_FIELDS = ("wavelet_family", "wavelet_gain", "wavelet_res_stacks")
 
 
 # smooth_l1 is the reference's loss. On the embedded data it stalls near the
