@@ -5,13 +5,18 @@ reference placement, has two residual stacks in the encoder and decoder:
 
 * ``baseline``: no wavelet, two stride-2 down blocks (each with its stack).
 * ``haar_depth``: one Haar level replaces a down block and keeps its stack.
-* ``haar_refine``: ``haar_depth`` + the full-rate refinement head (variant a).
+* ``haar_refine`` / ``cdf53_refine``: ``haar_depth`` / ``cdf53_depth`` + the full-rate
+  refinement head (variant a).
 * ``cdf53_depth``: ``haar_depth`` with the overlapping CDF 5/3 wavelet (b).
 * ``haar_posdiff`` / ``baseline_posdiff``: ``haar_depth`` / ``baseline`` with
   the temporal-difference loss on the local positions (c).
 * ``reference_placement``: Haar on top of one down block, analysis x1/2 and
   synthesis x2, no stack for the wavelet level: the reference's own (d).
 * ``*_contact``: the foot-contact term on top (``w_foot_contact``).
+
+Every field a variant depends on is set here, not taken from the preset (the
+``small`` preset's wavelet became CDF 5/3, so a variant that left the family to it
+silently became another variant).
 
 Usage (one process; runs resume, so a killed sweep continues)::
 
@@ -46,12 +51,17 @@ JOINT_ACCEL = {"w_joint_accel": 0.1}
 CONTACT = {"w_foot_contact": 0.5, "aux_ramp_steps": 500}
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "baseline": ({"wavelet_levels": 0, "down_t": 2}, {}),
-    "haar_depth": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True}, {}),
-    "haar_refine": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "refine_width": 64}, {}),
+    "haar_depth": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "haar"}, {}),
+    "haar_refine": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "haar",
+                     "refine_width": 64}, {}),
+    "cdf53_refine": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53",
+                      "refine_width": 64}, {}),
     "cdf53_depth": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53"}, {}),
-    "haar_posdiff": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True}, POS_DIFF),
+    "haar_posdiff": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "haar"},
+                     POS_DIFF),
     "baseline_posdiff": ({"wavelet_levels": 0, "down_t": 2}, POS_DIFF),
-    "reference_placement": ({"wavelet_levels": 1, "down_t": 1, "wavelet_gain": 0.5}, {}),
+    "reference_placement": ({"wavelet_levels": 1, "down_t": 1, "wavelet_gain": 0.5, "wavelet_family": "haar",
+                             "wavelet_res_stacks": False}, {}),
     "cdf53_posdiff": ({"wavelet_levels": 1, "down_t": 1, "wavelet_res_stacks": True, "wavelet_family": "cdf53"},
                       POS_DIFF),
     "baseline_jointaccel": ({"wavelet_levels": 0, "down_t": 2}, JOINT_ACCEL),
