@@ -120,7 +120,7 @@ def kept_clips(out: pathlib.Path, label: str) -> list[tuple[str, str]]:
 
 
 class RunClips:
-    """The kept clips of a run as the dataset the shard writer reads (``record``, ``sequence``).
+    """The kept clips of a run as the ``shards.writer.RecordSource`` a planned shard reads (``record``, ``sequence``).
 
     Reads ``results/<video>/shotNNN.{json,npz}`` directly, so a Beam worker
     needs no assembled data set. Features are float32 as the data set stores them.
@@ -142,9 +142,6 @@ class RunClips:
         if clip_id not in clips:
             raise DataError(f"clip {clip_id!r} is not among the kept clips of {self.out / 'results' / label}")
         return clips[clip_id], feats[clip_id]
-
-    def ids(self, split: str) -> list[str]:
-        raise NotImplementedError("RunClips is read by planned shards only")
 
     def record(self, sample_id: str) -> dict:
         return {"id": sample_id, "captions": self._clip(sample_id)[0]["captions"]}

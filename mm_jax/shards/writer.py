@@ -60,12 +60,17 @@ CHUNK = 256  # sequences held in memory (and encoded) at a time
 WRITER_OPTIONS = "group_size:1"
 
 
-class MotionDataset(Protocol):
-    """What the writer reads (``mm_jax.motion.synth.Dataset`` provides it)."""
+class RecordSource(Protocol):
+    """What writing a planned shard reads: each id's record and motion (``curation.tokenize.RunClips``)."""
 
-    def ids(self, split: str) -> Sequence[str]: ...
     def record(self, sample_id: str) -> dict[str, Any]: ...
     def sequence(self, sample_id: str) -> np.ndarray: ...
+
+
+class MotionDataset(RecordSource, Protocol):
+    """What the writer reads to plan a split as well (``mm_jax.motion.synth.Dataset`` provides it)."""
+
+    def ids(self, split: str) -> Sequence[str]: ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -236,7 +241,7 @@ def plan_split(ids: Sequence[str], enc: _Encoders, split: str, num_shards: int) 
             for i in range(num_shards)]
 
 
-def write_planned_shard(dataset: MotionDataset, enc: _Encoders, out: pathlib.Path, plan: ShardPlan, *,
+def write_planned_shard(dataset: RecordSource, enc: _Encoders, out: pathlib.Path, plan: ShardPlan, *,
                         remaining: int | None = None, reuse: bool = True,
                         progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Writes one planned shard atomically and its ``.parts`` entry (or reuses a complete one); its entry."""
@@ -347,7 +352,7 @@ def _reusable_entry(out: pathlib.Path, name: str, fingerprint: str) -> dict[str,
     return entry
 
 
-def _encode_chunk(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], split: str
+def _encode_chunk(dataset: RecordSource, enc: _Encoders, ids: Sequence[str], split: str
                   ) -> tuple[list[ShardRecord], int, int]:
     """Records of ``ids`` (motion + caption tokens), and their UNK/truncated counts."""
     metas = [dataset.record(i) for i in ids]
@@ -369,7 +374,7 @@ def _encode_chunk(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], sp
     return records, int(text.num_unk), int(text.num_truncated)
 
 
-def _write_shard(dataset: MotionDataset, enc: _Encoders, ids: Sequence[str], path: pathlib.Path,
+def _write_shard(dataset: RecordSource, enc: _Encoders, ids: Sequence[str], path: pathlib.Path,
                  split: str, progress: Callable[[int], Any], *, remaining: int) -> dict[str, Any]:
     """Writes one shard under a temporary name, hashes it, renames it; its entry.
 
