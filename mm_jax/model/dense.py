@@ -17,9 +17,10 @@ the dot (which would restore the wide copy). Narrowing matmuls (O <= I) keep
 autodiff's form, which already copies the narrow side. Same values (one dot,
 another operand order: float summation order only). Measured on the ``tiny``
 train step, interleaved A/B in one process (docs/benchmarks.md): 1.15-1.2x.
-Only on the CPU backend: TPU and GPU dots take either operand layout, and on a
-sharded mesh the barrier would stand between the gradient's dot and the
-reduce-scatter XLA fuses into it for FSDP; there autodiff's form is kept.
+Only on the CPU backend (a multi-device CPU mesh included): TPU and GPU dots
+take either operand layout, and on an accelerator's sharded mesh the barrier
+would stand between the gradient's dot and the reduce-scatter XLA fuses into
+it for FSDP; there autodiff's form is kept.
 """
 
 from __future__ import annotations
