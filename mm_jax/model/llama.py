@@ -66,7 +66,7 @@ from mm_jax.model import attention
 from mm_jax.model.dense import linear
 from mm_jax.model.config import ModelConfig
 
-NEG_INF = -1e30
+NEG_INF = attention.NEG_INF
 ACT_BTD = ("batch", "seq", "act_embed")
 
 
@@ -124,17 +124,13 @@ class Attention(nn.Module):
                         ("kv_heads", "qkv", "head_dim", "embed"), cfg.init_std)
         w_out = _weight(self, "out", (d_, cfg.num_heads, e_), ("embed", "heads", "head_dim"), out_std)
         qkv = linear(x_btd, w_qkv.astype(dt).reshape(-1, d_)).reshape(x_btd.shape[:2] + w_qkv.shape[:3])
-        q_btkge = attention.apply_rope(qkv[..., :g_, :], sin_bti, cos_bti)
-        k_btke = attention.apply_rope(qkv[..., g_, :], sin_bti, cos_bti)
-        v_btke = qkv[..., g_ + 1, :]
+        qk_btkje = attention.apply_rope(qkv[..., :g_ + 1, :], sin_bti, cos_bti)  # q and k in one rotation
+        q_btkge, k_btke, v_btke = qk_btkje[..., :g_, :], qk_btkje[..., g_, :], qkv[..., g_ + 1, :]
         if cache is not None:  # write the new slots, attend to the whole cache
             at = (0, index, 0, 0)
             k_btke = jax.lax.dynamic_update_slice(cache.k_btke, k_btke.astype(cache.k_btke.dtype), at)
             v_btke = jax.lax.dynamic_update_slice(cache.v_btke, v_btke.astype(cache.v_btke.dtype), at)
-        scores = jnp.einsum("bqkge,bske->bkgqs", q_btkge, k_btke).astype(jnp.float32)
-        scores = jnp.where(mask_btt[:, None, None], scores * e_ ** -0.5, NEG_INF)
-        probs = jax.nn.softmax(scores, axis=-1).astype(dt)
-        o_btkge = jnp.einsum("bkgqs,bske->bqkge", probs, v_btke)
+        o_btkge = attention.attend(q_btkge, k_btke, v_btke, mask_btt)
         o_btf = o_btkge.reshape(o_btkge.shape[:2] + (cfg.num_heads * e_,))  # F = H * E, head-major
         return linear(o_btf, w_out.astype(dt).reshape(d_, -1)), LayerCache(k_btke, v_btke)
 
