@@ -16,7 +16,10 @@ For each preset and implementation: a train step on a fixed batch
   was before issue 18, ``motion_loss(forward(...))`` (head on all N motion
   positions, then ``logits[:, :-1]``); ``chunk`` adds the chunked
   cross-entropy (``--chunk`` columns, default 8,016 = 64,128 / 8);
-  ``bf16`` computes in bfloat16 (fp32 params).
+  ``bf16`` computes in bfloat16 (fp32 params); ``branches2`` is the
+  default step with ``TrainConfig.batch_branches=2`` (the rows dealt into
+  two independent branches of the program, which XLA:CPU runs on both cores
+  at once).
 * PyTorch ``--torch``: the port in ``bench_train_step_torch.py`` (eager fp32,
   fused AdamW; ``compile`` wraps the loss in ``torch.compile``), imported
   into this process (torch 2.13.0+cpu is in ``.venv``), 2 threads.
@@ -52,13 +55,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# name -> (ModelConfig overrides, loss: "step" | "full", ce_chunk flag)
-VARIANTS: dict[str, tuple[dict, str, bool]] = {
-    "default": ({}, "step", False),
-    "full_head": ({}, "full", False),
-    "chunk": ({}, "step", True),
-    "bf16": ({"dtype": "bfloat16"}, "step", False),
-    "scan": ({"scan_layers": True}, "step", False),
+# name -> (ModelConfig overrides, loss: "step" | "full", ce_chunk flag, batch branches)
+VARIANTS: dict[str, tuple[dict, str, bool, int]] = {
+    "default": ({}, "step", False, 1),
+    "branches2": ({}, "step", False, 2),
+    "full_head": ({}, "full", False, 1),
+    "chunk": ({}, "step", True, 1),
+    "bf16": ({"dtype": "bfloat16"}, "step", False, 1),
+    "scan": ({"scan_layers": True}, "step", False, 1),
 }
 
 
@@ -83,7 +87,7 @@ def jax_step(preset: str, variant: str, b: int, s: int, n: int, chunk: int):
     from mm_jax.model import config as mconfig
     from mm_jax.model import llama, loss
 
-    changes, kind, chunked = VARIANTS[variant]
+    changes, kind, chunked, branches = VARIANTS[variant]
     cfg = dataclasses.replace(mconfig.preset(preset), **changes)
     params = llama.init_params(cfg, key=jax.random.key(0))
     opt = optax.adamw(3e-4, weight_decay=0.1)
@@ -92,7 +96,8 @@ def jax_step(preset: str, variant: str, b: int, s: int, n: int, chunk: int):
     if kind == "full":
         loss_fn = lambda p: loss.motion_loss(llama.forward(cfg, p, *batch), batch[2], batch[3])  # noqa: E731
     else:
-        loss_fn = lambda p: loss.forward_loss(cfg, p, *batch, ce_chunk=chunk if chunked else 0)  # noqa: E731
+        loss_fn = lambda p: loss.forward_loss(cfg, p, *batch, ce_chunk=chunk if chunked else 0,  # noqa: E731
+                                              branches=branches)
 
     def step(state, batch):
         params, opt_state = state

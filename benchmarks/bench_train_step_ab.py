@@ -67,7 +67,7 @@ def export_revision(rev: str, name: str, dest: pathlib.Path) -> str:
     return name
 
 
-def build(pkg: str, preset: str, options: dict):
+def build(pkg: str, preset: str, options: dict, branches: int = 1):
     """(blocking step(), (loss, accuracy, grads)) of one package's step."""
     import jax
     import optax
@@ -81,7 +81,7 @@ def build(pkg: str, preset: str, options: dict):
     batch = tuple(jax.device_put(x) for x in random_batch(cfg, 8, 32, 128))
 
     def loss_fn(p):
-        return loss.forward_loss(cfg, p, *batch)
+        return loss.forward_loss(cfg, p, *batch, **({"branches": branches} if branches > 1 else {}))
 
     def step(state, batch):
         p, o = state
@@ -128,11 +128,12 @@ def main() -> None:
     pkgs: dict[str, str] = {}
     impls = {}
     for spec in specs:
-        rev, *opts = spec.split("+")
+        rev, _, nb = spec.partition(":b")
+        rev, *opts = rev.split("+")
         if rev not in pkgs:
             pkgs[rev] = export_revision(rev, f"mm_rev{len(pkgs)}", tmp)
         options = {k: v for o in opts for k, v in xla[o].items()}
-        impls[spec] = build(pkgs[rev], args.preset, options)
+        impls[spec] = build(pkgs[rev], args.preset, options, int(nb or 1))
     ref = impls[specs[0]][1]
     for spec, (_, (value, acc, grads)) in impls.items():
         diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))

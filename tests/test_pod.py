@@ -363,12 +363,14 @@ def loss_reference():
     return cfg, params, batch, ref(params)
 
 
-@pytest.mark.parametrize("ce_chunk", [0, 256, 100, 7])
-def test_loss_only_head_and_chunked_cross_entropy_equal_the_full_logits_loss(loss_reference, ce_chunk):
+@pytest.mark.parametrize("ce_chunk,branches", [(0, 1), (256, 1), (100, 1), (7, 1), (0, 3), (7, 3)])
+def test_loss_only_head_and_chunked_cross_entropy_equal_the_full_logits_loss(loss_reference, ce_chunk, branches):
+    """forward_loss (the loss-only head, chunked or not, rows in one branch or three) vs the full logits."""
     from mm_jax.model import forward_loss
 
     cfg, params, batch, ((l0, m0), g0) = loss_reference
-    new = jax.jit(jax.value_and_grad(lambda p: forward_loss(cfg, p, *batch, ce_chunk=ce_chunk), has_aux=True))
+    new = jax.jit(jax.value_and_grad(lambda p: forward_loss(cfg, p, *batch, ce_chunk=ce_chunk, branches=branches),
+                                     has_aux=True))
     (l1, m1), g1 = new(params)
     assert float(m0["accuracy"]) > 6 / 23 - 1e-6  # the greedy row scores
     np.testing.assert_allclose(float(l1), float(l0), rtol=1e-6)
@@ -380,6 +382,15 @@ def test_loss_only_head_and_chunked_cross_entropy_equal_the_full_logits_loss(los
         np.testing.assert_allclose(np.asarray(b_), np.asarray(a), atol=2e-7, rtol=1e-5, err_msg=str(path))
     head = np.asarray(g1["head"])
     assert not head[cfg.vocab_size:].any()  # padded vocabulary rows get no gradient
+
+
+def test_branches_that_do_not_divide_the_batch_are_a_shape_error(loss_reference):
+    from mm_jax.errors import ShapeError
+    from mm_jax.model import forward_loss
+
+    cfg, params, batch, _ = loss_reference
+    with pytest.raises(ShapeError, match="branches=2 must be a positive int dividing the batch of 3 rows"):
+        forward_loss(cfg, params, *batch, branches=2)
 
 
 @pytest.mark.slow

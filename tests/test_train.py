@@ -112,6 +112,13 @@ def test_gradient_accumulation_equals_big_batch(shards):
     np.testing.assert_allclose(float(m4["accuracy"]), float(m1["accuracy"]), rtol=1e-6)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g4)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-5, rtol=1e-5)
+    # Two accumulation steps of two row branches each (TrainConfig.batch_branches): the same big batch.
+    g22, m22 = jax.jit(lambda p: step.accumulated_grads(exp.model, p, text_params, batch, key, 2, 0, 2))(params)
+    assert float(m22["tokens"]) == counts.sum()
+    np.testing.assert_allclose(float(m22["loss"]), float(m1["loss"]), rtol=1e-6)
+    np.testing.assert_allclose(float(m22["accuracy"]), float(m1["accuracy"]), rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g22)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-5, rtol=1e-5)
     # (train_step with A > 1 runs in test_non_finite_loss_stops_and_keeps_last_good_checkpoint.)
 
 
@@ -351,6 +358,10 @@ def test_presets_and_overrides():
         tconfig.apply_overrides(cfg, ["text.width=48"])
     with pytest.raises(ConfigError, match="not divisible by train.grad_accum_steps=3"):
         tconfig.apply_overrides(cfg, ["train.grad_accum_steps=3"])
+    with pytest.raises(ConfigError, match="grad_accum_steps=1 x train.batch_branches=3"):
+        tconfig.apply_overrides(cfg, ["train.batch_branches=3"])
+    with pytest.raises(ConfigError, match="batch_branches=0 must be a positive int"):
+        tconfig.apply_overrides(cfg, ["train.batch_branches=0"])
     with pytest.raises(ConfigError, match="unknown experiment preset 'huge'"):
         tconfig.preset("huge")
     with pytest.raises(ConfigError, match="shards_dir is empty"):

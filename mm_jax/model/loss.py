@@ -172,18 +172,9 @@ def hidden_states(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask
     return state["intermediates"]["hidden_btd"][0]
 
 
-def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
-                 motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None,
-                 ce_chunk: int = 0) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``motion_loss(forward(...))`` computed as a loss-only forward (module docstring): the step's loss.
-
-    ``ce_chunk`` > 0: the cross-entropy over vocabulary chunks of that many
-    columns (:func:`chunked_nll`); 0: one pass over all of them.
-    """
-    if ce_chunk < 0:
-        raise ConfigError(f"ce_chunk={ce_chunk} must be >= 0 (0 = unchunked)")
-    if motion_mask_bn.shape != motion_bn.shape:
-        raise ShapeError(f"motion_mask_bn has shape {motion_mask_bn.shape}; expected {tuple(motion_bn.shape)}")
+def _branch_sums(cfg: ModelConfig, params: dict, text_bsc, text_mask_bs, motion_bn, motion_mask_bn, key,
+                 ce_chunk: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(summed NLL, summed correct, real targets) of one group of rows (the loss-only forward)."""
     hidden_btd = hidden_states(cfg, params, text_bsc, text_mask_bs, motion_bn, motion_mask_bn, key=key)
     x_bmd = RMSNorm(cfg.norm_eps).apply({"params": params["final_norm"]}, hidden_btd[:, text_bsc.shape[1]:-1])
     target_bm = motion_bn[:, 1:]
@@ -195,8 +186,41 @@ def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_
         nll_bm, correct_bm = nll.reshape(b, m), correct.reshape(b, m)
     else:
         nll_bm, correct_bm = _nll_full(x_bmd, params["head"], target_bm, cfg.vocab_size)
-    count = jnp.sum(weight_bm)
+    return jnp.sum(nll_bm * weight_bm), jnp.sum(correct_bm * weight_bm), jnp.sum(weight_bm)
+
+
+def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
+                 motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None,
+                 ce_chunk: int = 0, branches: int = 1) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``motion_loss(forward(...))`` computed as a loss-only forward (module docstring): the step's loss.
+
+    ``ce_chunk`` > 0: the cross-entropy over vocabulary chunks of that many
+    columns (:func:`chunked_nll`); 0: one pass over all of them.
+
+    ``branches`` > 1: the rows are dealt into that many groups (group i =
+    rows i, i + branches, ...: on a data-sharded batch every device keeps
+    its share of each group), each group runs through the model as its own
+    branch of the program, and the groups' sums are added: the same loss and
+    gradient up to float summation order (with dropout, group i draws from
+    ``fold_in(key, i)``). The branches share no op until that sum, so
+    XLA:CPU's executor can run them on different cores at once, where one
+    branch's small kernels (width 128) split poorly over cores
+    (``TrainConfig.batch_branches``, docs/benchmarks.md). B must be a
+    multiple of ``branches``.
+    """
+    if ce_chunk < 0:
+        raise ConfigError(f"ce_chunk={ce_chunk} must be >= 0 (0 = unchunked)")
+    if motion_mask_bn.shape != motion_bn.shape:
+        raise ShapeError(f"motion_mask_bn has shape {motion_mask_bn.shape}; expected {tuple(motion_bn.shape)}")
+    b = motion_bn.shape[0]
+    if not isinstance(branches, int) or branches < 1 or b % branches:
+        raise ShapeError(f"branches={branches!r} must be a positive int dividing the batch of {b} rows")
+    inputs = (text_bsc, text_mask_bs, motion_bn, motion_mask_bn)
+    sums = []
+    for i in range(branches):
+        key_i = key if key is None or branches == 1 else jax.random.fold_in(key, i)
+        sums.append(_branch_sums(cfg, params, *(x[i::branches] for x in inputs), key_i, ce_chunk))
+    nll, correct, count = (sum(part) for part in zip(*sums))
     denom = jnp.maximum(count, 1.0)
-    loss = jnp.sum(nll_bm * weight_bm) / denom
-    accuracy = jnp.sum(correct_bm * weight_bm) / denom
-    return loss, {"loss": loss, "accuracy": accuracy, "tokens": count}
+    loss = nll / denom
+    return loss, {"loss": loss, "accuracy": correct / denom, "tokens": count}

@@ -62,6 +62,11 @@ class TrainConfig:
         val split, their first caption).
       evaluator_dir: a trained evaluator (``mm-jax evaluator train``); given,
         ``eval/*`` also has FID and R-precision, else only jerk and foot skating.
+      batch_branches: each (micro-)batch runs as this many independent
+        branches of rows whose loss sums are added (:func:`mm_jax.model.loss.forward_loss`
+        ``branches``): the same loss and gradient; on a CPU host the branches run
+        on different cores at once (docs/benchmarks.md: ~1.1-1.3x on the ``tiny``
+        step with 2); 1 = off, the right value on accelerators.
       export_every: steps between exports (``mm-jax export``'s writer) to
         ``WORKDIR/export/step_{k}`` (0 = never; each lands on a checkpoint step).
     """
@@ -88,10 +93,11 @@ class TrainConfig:
     eval_prompts: int = 16
     evaluator_dir: str = ""
     export_every: int = 0
+    batch_branches: int = 1
 
     def __post_init__(self) -> None:
         for name in ("steps", "grad_accum_steps", "log_every", "ckpt_every", "keep_checkpoints",
-                     "val_batches", "eval_prompts"):
+                     "val_batches", "eval_prompts", "batch_branches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"TrainConfig.{name}={value!r} must be a positive int")
@@ -161,9 +167,10 @@ class ExperimentConfig:
         if self.pipeline.max_text_tokens > self.text.max_positions:
             raise ConfigError(f"pipeline.max_text_tokens={self.pipeline.max_text_tokens} exceeds the text "
                               f"encoder's {self.text.max_positions} positions")
-        if self.pipeline.global_batch_size % self.train.grad_accum_steps:
+        if self.pipeline.global_batch_size % (self.train.grad_accum_steps * self.train.batch_branches):
             raise ConfigError(f"pipeline.global_batch_size={self.pipeline.global_batch_size} is not "
-                              f"divisible by train.grad_accum_steps={self.train.grad_accum_steps}")
+                              f"divisible by train.grad_accum_steps={self.train.grad_accum_steps} x "
+                              f"train.batch_branches={self.train.batch_branches}")
         if self.train.export_every and self.train.export_every % self.train.ckpt_every:
             raise ConfigError(f"train.export_every={self.train.export_every} must be a multiple of "
                               f"train.ckpt_every={self.train.ckpt_every} (an export reads a saved checkpoint)")

@@ -89,13 +89,16 @@ def state_shardings(model_cfg: ModelConfig, opt: optax.GradientTransformation, m
 
 
 def check_batch_divides(pipe_cfg: PipelineConfig, train_cfg: TrainConfig, mesh: Any) -> None:
-    """ConfigError unless the (micro-)batch divides the mesh's data * fsdp ways."""
+    """ConfigError unless the (micro-)batch divides the mesh's data * fsdp ways times ``batch_branches``.
+
+    Each device's rows are dealt into the branches, so they must divide by ``batch_branches`` too.
+    """
     ways = mesh.shape["data"] * mesh.shape["fsdp"]
     micro = pipe_cfg.global_batch_size // train_cfg.grad_accum_steps
-    if micro % ways:
+    if micro % (ways * train_cfg.batch_branches):
         raise ConfigError(f"micro-batch {micro} (global_batch_size {pipe_cfg.global_batch_size} / "
                           f"grad_accum_steps {train_cfg.grad_accum_steps}) is not divisible by the mesh's "
-                          f"data*fsdp = {ways}")
+                          f"data*fsdp = {ways} x batch_branches = {train_cfg.batch_branches}")
 
 
 def place(model_cfg: ModelConfig, train_cfg: TrainConfig, pipe_cfg: PipelineConfig, mesh: Any, *,

@@ -81,26 +81,28 @@ def split_micro(batch: dict[str, jax.Array], accum_steps: int) -> dict[str, jax.
 
 
 def _sum_loss(model_cfg: ModelConfig, params: Any, text_params: Any, mb: dict[str, jax.Array],
-              key: jax.Array | None, ce_chunk: int = 0) -> tuple[jax.Array, dict[str, jax.Array]]:
+              key: jax.Array | None, ce_chunk: int = 0, branches: int = 1) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Summed next-token NLL of one micro-batch and its (correct, tokens) sums (loss-only forward)."""
     tokens_bsc, _ = text_encode(text_params, mb["text_ids"], mb["text_mask"])
     tokens_bsc = jax.lax.stop_gradient(tokens_bsc)
     loss, m = forward_loss(model_cfg, params, tokens_bsc, mb["text_mask"], mb["motion_ids"],
-                           mb["motion_mask"], key=key, ce_chunk=ce_chunk)
+                           mb["motion_mask"], key=key, ce_chunk=ce_chunk, branches=branches)
     return loss * m["tokens"], {"correct": m["accuracy"] * m["tokens"], "tokens": m["tokens"]}
 
 
 def accumulated_grads(model_cfg: ModelConfig, params: Any, text_params: Any, batch: dict[str, jax.Array],
-                      key: jax.Array, accum_steps: int, ce_chunk: int = 0) -> tuple[Any, dict[str, jax.Array]]:
+                      key: jax.Array, accum_steps: int, ce_chunk: int = 0, branches: int = 1
+                      ) -> tuple[Any, dict[str, jax.Array]]:
     """Token-mean gradient and metrics over ``accum_steps`` micro-batches of ``batch``.
 
     ``ce_chunk``: vocabulary chunk of the cross-entropy (0 = unchunked; ``TrainConfig.ce_chunk``).
+    ``branches``: row branches of each micro-batch (``TrainConfig.batch_branches``).
 
     Returns:
       (grads like params, {"loss", "accuracy", "tokens"}); equal to one pass
       over the whole batch when there is no dropout.
     """
-    grad_fn = jax.value_and_grad(lambda p, mb, k: _sum_loss(model_cfg, p, text_params, mb, k, ce_chunk),
+    grad_fn = jax.value_and_grad(lambda p, mb, k: _sum_loss(model_cfg, p, text_params, mb, k, ce_chunk, branches),
                                  has_aux=True)
     if accum_steps == 1:
         (nll, aux), grad_sum = grad_fn(params, {k: batch[k] for k in BATCH_KEYS}, jax.random.fold_in(key, 0))
@@ -135,7 +137,8 @@ def make_train_step(model_cfg: ModelConfig, train_cfg: TrainConfig, opt: optax.G
                    ) -> tuple[TrainState, dict[str, jax.Array]]:
         step_key = jax.random.fold_in(key, state.step)
         grads, metrics = accumulated_grads(model_cfg, state.params, text_params, batch, step_key,
-                                           train_cfg.grad_accum_steps, train_cfg.ce_chunk)
+                                           train_cfg.grad_accum_steps, train_cfg.ce_chunk,
+                                           train_cfg.batch_branches)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {**metrics, "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params),
