@@ -65,8 +65,9 @@ class TrainConfig:
       batch_branches: each (micro-)batch runs as this many independent
         branches of rows whose loss sums are added (:func:`mm_jax.model.loss.forward_loss`
         ``branches``): the same loss and gradient; on a CPU host the branches run
-        on different cores at once (docs/benchmarks.md: ~1.1-1.3x on the ``tiny``
-        step with 2); 1 = off, the right value on accelerators.
+        on different cores at once (docs/benchmarks.md: 1.06-1.12x on the ``tiny``
+        step with 2 on 2 cores, 0.92x on ``small``); 1 = off, the value for
+        accelerators and wide models.
       export_every: steps between exports (``mm-jax export``'s writer) to
         ``WORKDIR/export/step_{k}`` (0 = never; each lands on a checkpoint step).
     """
