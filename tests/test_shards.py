@@ -187,7 +187,7 @@ def _rewrite_with_bad_record(shard: pathlib.Path, bad_index: int) -> None:
     """Rewrites ``shard`` with one record's payload flipped, and updates the manifest to match."""
     from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
-    from mm_jax.shards.writer import file_sha256
+    from mm_jax.shards.bookkeeping import file_sha256
 
     reader = ArrayRecordReader(str(shard))
     records = [reader.read([i])[0] for i in range(reader.num_records())]

@@ -35,7 +35,7 @@ import time
 import apache_beam as beam
 
 from mm_jax.curation import results, tokenize
-from mm_jax.shards import writer
+from mm_jax.shards import bookkeeping, writer
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _finish(written: list, out: str, base: dict) -> int:
         by_split[plan.split][0].append(entry)
         by_split[plan.split][1].extend(plan.ids)
     root = pathlib.Path(out)
-    writer.finish_splits(tokenize.shards_dir(root), base, by_split, str((root / "dataset").absolute()))
+    bookkeeping.finish_splits(tokenize.shards_dir(root), base, by_split, str((root / "dataset").absolute()))
     records = sum(len(w[0].ids) for w in written)
     results.write_json(root / "timing" / "shards.json",
                        {"records": records, "seconds": round(sum(w[2] for w in written), 6)})

@@ -29,7 +29,7 @@ from mm_jax import runlock
 from mm_jax.curation import report, results, tokenize
 from mm_jax.curation.config import config_dict, CurationConfig
 from mm_jax.curation.runner_local import shot_stage, shot_work
-from mm_jax.shards import writer
+from mm_jax.shards import bookkeeping
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def run_beam(cfg: CurationConfig, videos_dir: str | pathlib.Path, out: str | pat
     with runlock.lock_dir(tokenize.shards_dir(out)) if shards else contextlib.nullcontext():
         extra = None
         if shards is not None:
-            base = writer.prepare_dir(tokenize.shards_dir(out), enc, tokenize.SPLITS)
+            base = bookkeeping.prepare_dir(tokenize.shards_dir(out), enc, tokenize.SPLITS)
             extra = (shards, enc.identities_only(), base)
         with beam.Pipeline(options=options) as p:
             build_pipeline(p, vids, str(out), cfg, shards=extra)

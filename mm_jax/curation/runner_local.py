@@ -24,7 +24,7 @@ from mm_jax.curation import report, results, shots, tokenize
 from mm_jax.curation.config import config_dict, CurationConfig
 from mm_jax.curation.detect_hog import HogDetector
 from mm_jax.curation.process import process_shot, ShotTask
-from mm_jax.shards import writer
+from mm_jax.shards import bookkeeping
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -93,7 +93,7 @@ def run_local(cfg: CurationConfig, videos_dir: str | pathlib.Path, out: str | pa
     vids = results.videos(videos_dir)
     if enc is not None:
         with runlock.lock_dir(tokenize.shards_dir(out)):
-            writer.prepare_dir(tokenize.shards_dir(out), enc, tokenize.SPLITS)  # other shards there: fail now
+            bookkeeping.prepare_dir(tokenize.shards_dir(out), enc, tokenize.SPLITS)  # other shards there: fail now
     results.write_json(out / "config.json", config_dict(cfg))
     done, tasks = 0, []
     with _pool(max(1, workers)) as pool:

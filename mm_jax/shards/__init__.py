@@ -9,6 +9,7 @@ Modules:
   record:   the versioned, CRC-checked record schema (:func:`encode_record`, :func:`decode_record`).
   manifest: ``manifest.json``, identities and :func:`check_compatible`.
   writer:   :func:`write_shards` (atomic, resumable).
+  bookkeeping: ``.parts`` entries (reuse on a re-run) and the manifest updates of a write.
   reader:   :class:`ShardSource`, the Grain data source naming shard/record on errors.
   verify:   :func:`verify_shards`, :func:`inspect_shards`.
 """

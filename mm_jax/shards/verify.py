@@ -18,10 +18,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mm_jax.errors import DataError, MmJaxError
+from mm_jax.shards.bookkeeping import file_sha256
 from mm_jax.shards.manifest import nonempty_splits, read_manifest, split_entry
 from mm_jax.shards.reader import ShardSource
 from mm_jax.shards.record import decode_record, ShardRecord
-from mm_jax.shards.writer import file_sha256
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 10

@@ -11,6 +11,7 @@ renamed when complete; its manifest entry goes to ``OUT/.parts/NAME.json``
 together with a fingerprint of its inputs (sample ids, tokenizer and text
 identities, schema version). A re-run keeps a shard whose file hash and
 fingerprint both match and rewrites any other; the manifest is written last.
+The ``.parts`` entries, fingerprints and manifest updates: :mod:`mm_jax.shards.bookkeeping`.
 The split's ids are sorted and cut into ``num_shards`` contiguous blocks.
 
 Nothing lost, nothing mixed: a run first deletes the temporary files of
@@ -27,14 +28,13 @@ recorded as ``{"num_records": 0, "skipped": "empty", "shards": []}``.
 A writer that spreads one split's shards over workers (the curation Beam
 pipeline, :mod:`mm_jax.curation.tokenize`) uses the same pieces:
 :func:`make_encoders`, :func:`plan_split`, :func:`write_planned_shard` per
-shard, then :func:`finish_splits` once, after :func:`prepare_dir`.
+shard, then :func:`~mm_jax.shards.bookkeeping.finish_splits` once, after
+:func:`~mm_jax.shards.bookkeeping.prepare_dir`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import pathlib
@@ -45,9 +45,10 @@ import numpy as np
 from mm_jax import runlock
 from mm_jax.errors import ConfigError, DataError, DiskFullError, ShapeError
 from mm_jax.motion.synth import load_dataset
+from mm_jax.shards import bookkeeping as bk
 from mm_jax.shards import cleanup
 from mm_jax.shards import manifest as mf
-from mm_jax.shards.record import VERSION, caption_rows, encode_record, ShardRecord
+from mm_jax.shards.record import caption_rows, encode_record, ShardRecord
 from mm_jax.text.config import TextConfig
 from mm_jax.text.tokenize import TextTokenizer
 from mm_jax.tokenizer.artifact import MAX_BATCH_FRAMES, encode_sequences, load_tokenizer
@@ -209,13 +210,13 @@ def _write_split(
     out.mkdir(parents=True, exist_ok=True)
     (out / ".parts").mkdir(exist_ok=True)
     cleanup.remove_stale_tmp(out)
-    base = _base_manifest(out, enc)
+    base = bk.base_manifest(out, enc)
     ids = sorted(dataset.ids(split))
     if not ids:
         log.warning("split %r is empty: no shards written; the manifest records it as skipped", split)
-        return _finish(out, base, split, _empty_summary(data_dir))
-    plan = [(p, _reusable_entry(out, p.name, p.fingerprint)) for p in plan_split(ids, enc, split, num_shards)]
-    _withdraw_if_overwriting(out, base, split, [p.name for p, entry in plan if entry is None])
+        return bk.finish(out, base, split, bk.empty_summary(data_dir))
+    plan = [(p, bk.reusable_entry(out, p.name, p.fingerprint)) for p in plan_split(ids, enc, split, num_shards)]
+    bk.withdraw_if_overwriting(out, base, split, [p.name for p, entry in plan if entry is None])
     entries, done = [], 0
     for p, entry in plan:
         if entry is None:
@@ -227,7 +228,7 @@ def _write_split(
         done += len(p.ids)
         if progress is not None:
             progress(done, len(ids))
-    return _finish(out, base, split, _split_summary(entries, ids, data_dir))
+    return bk.finish(out, base, split, bk.split_summary(entries, ids, data_dir))
 
 
 def plan_split(ids: Sequence[str], enc: _Encoders, split: str, num_shards: int) -> list[ShardPlan]:
@@ -237,7 +238,7 @@ def plan_split(ids: Sequence[str], enc: _Encoders, split: str, num_shards: int) 
         raise ConfigError(f"num_shards={num_shards} exceeds the {len(ids)} records of split {split!r}")
     bounds = np.linspace(0, len(ids), num_shards + 1).round().astype(int)
     return [ShardPlan(split, i, mf.shard_name(split, i, num_shards), tuple(ids[bounds[i]:bounds[i + 1]]),
-                      _fingerprint(ids[bounds[i]:bounds[i + 1]], enc, split, i, num_shards))
+                      bk.fingerprint(ids[bounds[i]:bounds[i + 1]], enc, split, i, num_shards))
             for i in range(num_shards)]
 
 
@@ -245,110 +246,13 @@ def write_planned_shard(dataset: RecordSource, enc: _Encoders, out: pathlib.Path
                         remaining: int | None = None, reuse: bool = True,
                         progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Writes one planned shard atomically and its ``.parts`` entry (or reuses a complete one); its entry."""
-    entry = _reusable_entry(out, plan.name, plan.fingerprint) if reuse else None
+    entry = bk.reusable_entry(out, plan.name, plan.fingerprint) if reuse else None
     if entry is not None:
         log.info("shard %s is complete (sha256 verified); skipped", plan.name)
         return entry
     entry = _write_shard(dataset, enc, plan.ids, out / plan.name, plan.split, progress or (lambda n: None),
                          remaining=len(plan.ids) if remaining is None else remaining)
-    mf.write_json_atomic(out / ".parts" / f"{plan.name}.json", {**entry, "fingerprint": plan.fingerprint})
-    return entry
-
-
-def prepare_dir(out_dir: str | pathlib.Path, enc: _Encoders, splits: Sequence[str]) -> dict[str, Any]:
-    """Readies ``out_dir`` for shards of ``splits`` written elsewhere; returns the manifest to finish.
-
-    Stale temporary files go; an existing manifest must have the same
-    identities (DataError) and leaves ``splits`` out until :func:`finish_splits`.
-    """
-    out = pathlib.Path(out_dir)
-    (out / ".parts").mkdir(parents=True, exist_ok=True)
-    cleanup.remove_stale_tmp(out)
-    base = _base_manifest(out, enc)
-    if (out / mf.MANIFEST).exists() and set(splits) & set(base["splits"]):
-        base["splits"] = {k: v for k, v in base["splits"].items() if k not in splits}
-        mf.write_json_atomic(out / mf.MANIFEST, base)
-    return base
-
-
-def finish_splits(out_dir: str | pathlib.Path, base: dict[str, Any],
-                  written: dict[str, tuple[list[dict[str, Any]], Sequence[str]]], data_dir: str | None) -> dict:
-    """Writes the manifest once with every split of ``written`` ({split: (shard entries, ids)}; no ids:
-    an empty split), then deletes the shards it no longer lists; returns the manifest."""
-    out = pathlib.Path(out_dir)
-    for split, (entries, ids) in sorted(written.items()):
-        base["splits"][split] = _split_summary(entries, sorted(ids), data_dir) if ids else _empty_summary(data_dir)
-    mf.write_json_atomic(out / mf.MANIFEST, base)
-    for split, (entries, _) in written.items():
-        cleanup.remove_other_shards(out, split, [e["file"] for e in entries])
-    return base
-
-
-def _finish(out: pathlib.Path, base: dict[str, Any], split: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """Writes the manifest with ``split``'s new entry, then deletes the shards it no longer lists."""
-    base["splits"][split] = summary
-    mf.write_json_atomic(out / mf.MANIFEST, base)
-    cleanup.remove_other_shards(out, split, [s["file"] for s in summary["shards"]])
-    return base
-
-
-def _withdraw_if_overwriting(out: pathlib.Path, base: dict[str, Any], split: str, rewrites: list[str]) -> None:
-    """Takes ``split`` out of the manifest before a file it lists is rewritten in place.
-
-    A split re-tokenized into other file names keeps its old, complete set
-    listed (and readable) until the new manifest replaces it; only an
-    in-place rewrite would make the listed set a mix of old and new files.
-    """
-    listed = {s["file"] for s in base["splits"].get(split, {}).get("shards", [])}
-    clash = sorted(listed.intersection(rewrites))
-    if clash and (out / mf.MANIFEST).exists():
-        log.info("split %r is rewritten in place (%s); it leaves the manifest until its new set is complete",
-                 split, ", ".join(clash))
-        base["splits"].pop(split)
-        mf.write_json_atomic(out / mf.MANIFEST, base)
-
-
-def _base_manifest(out: pathlib.Path, enc: _Encoders) -> dict[str, Any]:
-    """The existing manifest (same identities required) or a fresh one."""
-    fresh = {"format": mf.FORMAT, "version": mf.MANIFEST_VERSION, "record_version": VERSION,
-             "tokenizer": {"run": enc.tokenizer_run, "identity": enc.tokenizer_identity},
-             "text": enc.text_identity, "splits": {}}
-    if not (out / mf.MANIFEST).exists():
-        return fresh
-    old = mf.read_manifest(out)
-    try:
-        mf.check_compatible(old, tokenizer_identity=enc.tokenizer_identity, text_identity=enc.text_identity)
-    except DataError as e:
-        raise DataError(f"{out} already holds shards made otherwise; use another directory. {e}") from None
-    return {**fresh, "splits": dict(old["splits"])}
-
-
-def _fingerprint(ids: Sequence[str], enc: _Encoders, split: str, index: int, count: int) -> str:
-    blob = json.dumps({"ids": list(ids), "tok": enc.tokenizer_identity, "text": enc.text_identity,
-                       "record_version": VERSION, "split": split, "shard": [index, count]}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def file_sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _reusable_entry(out: pathlib.Path, name: str, fingerprint: str) -> dict[str, Any] | None:
-    """The saved entry of a finished shard whose inputs and bytes are unchanged."""
-    part, path = out / ".parts" / f"{name}.json", out / name
-    if not part.is_file() or not path.is_file():
-        return None
-    entry = json.loads(part.read_text())
-    if entry.pop("fingerprint", None) != fingerprint:
-        log.info("shard %s was made from other inputs; rewriting it", name)
-        return None
-    if path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
-        log.warning("shard %s fails its checksum; rewriting it", name)
-        return None
+    bk.save_entry(out, plan.name, entry, plan.fingerprint)
     return entry
 
 
@@ -405,7 +309,7 @@ def _write_shard(dataset: RecordSource, enc: _Encoders, ids: Sequence[str], path
             progress(start + len(records))
         writer.close()
         entry = {"file": path.name, "num_records": len(ids), "bytes": tmp.stat().st_size,
-                 "sha256": file_sha256(tmp), **stats}
+                 "sha256": bk.file_sha256(tmp), **stats}
         os.replace(tmp, path)
     except BaseException as e:
         cleanup.discard(tmp, writer)
@@ -416,21 +320,3 @@ def _write_shard(dataset: RecordSource, enc: _Encoders, ids: Sequence[str], path
                 "Free space and re-run: finished shards are reused")) from None
         raise
     return entry
-
-
-def _split_summary(entries: list[dict[str, Any]], ids: Sequence[str], data_dir: str | None) -> dict[str, Any]:
-    keys = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
-    out = {k: int(sum(e[k] for e in entries)) for k in keys}
-    if all("max_codes" in e for e in entries):  # shards reused from older writes lack it
-        out["max_codes"] = max((int(e["max_codes"]) for e in entries), default=0)
-    ids_sha = hashlib.sha256("\n".join(ids).encode()).hexdigest()
-    out.update(num_shards=len(entries), shards=entries, source={"data_dir": data_dir, "ids_sha256": ids_sha})
-    return out
-
-
-def _empty_summary(data_dir: str | None) -> dict[str, Any]:
-    """The manifest entry of a split with no records: nothing to read, and it says why."""
-    keys = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
-    empty = hashlib.sha256(b"").hexdigest()
-    return {**dict.fromkeys(keys, 0), "num_shards": 0, "shards": [], "skipped": "empty",
-            "source": {"data_dir": data_dir, "ids_sha256": empty}}
