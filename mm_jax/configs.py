@@ -5,7 +5,8 @@ Each stage defines its own frozen ``kw_only`` dataclass (``SynthConfig``,
 This module holds what they share: building a config from a dict while
 refusing unknown keys, typed ``key=value`` overrides from the command line,
 config files (YAML or JSON) turned into the same overrides, preset lookup
-with a helpful error, and JSON round trips.
+with a helpful error, the integer range check of ``__post_init__``
+(:func:`require_ints`) and JSON round trips.
 
 Config files (``--config FILE``): a mapping whose keys are the ``--set`` keys
 of the command; nested mappings become dotted keys (``train: {lr: 3e-4}`` is
@@ -39,6 +40,20 @@ def get_preset(presets: Mapping[str, C], name: str, *, kind: str = "preset") -> 
         raise ConfigError(
             f"unknown {kind} {name!r}; valid choices: {', '.join(sorted(presets))}"
         ) from None
+
+
+def require_ints(cfg: Any, names: Sequence[str], minimum: int) -> None:
+    """Raises ConfigError unless each field in ``names`` of ``cfg`` is an int >= ``minimum``.
+
+    The message names the class and field: ``"TrainConfig.steps=0 must be a positive
+    int"`` for ``minimum=1``, ``"... must be an int >= N"`` otherwise. ``bool`` is an
+    int subclass and passes like 0 or 1.
+    """
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value < minimum:
+            want = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+            raise ConfigError(f"{type(cfg).__name__}.{name}={value!r} must be {want}")
 
 
 def _field_types(cls: type) -> dict[str, Any]:

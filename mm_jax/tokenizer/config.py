@@ -214,10 +214,7 @@ class TokenizerTrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"TokenizerTrainConfig.{name}={value!r} must be an int >= 1")
-        for name in ("warmup_steps", "seed", "aux_ramp_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"TokenizerTrainConfig.{name}={value!r} must be an int >= 0")
+        configs.require_ints(self, ("warmup_steps", "seed", "aux_ramp_steps"), 0)
         if not self.lr > 0:  # NaN fails too
             raise ConfigError(f"TokenizerTrainConfig.lr={self.lr!r} must be > 0")
         for name in ("weight_decay", "w_recon", "w_vel", "w_accel", "w_local_pos", "w_pos_velocity",

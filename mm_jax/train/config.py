@@ -97,15 +97,9 @@ class TrainConfig:
     batch_branches: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("steps", "grad_accum_steps", "log_every", "ckpt_every", "keep_checkpoints",
-                     "val_batches", "eval_prompts", "batch_branches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"TrainConfig.{name}={value!r} must be a positive int")
-        for name in ("warmup_steps", "val_every", "seed", "ce_chunk", "eval_every", "export_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"TrainConfig.{name}={value!r} must be an int >= 0")
+        configs.require_ints(self, ("steps", "grad_accum_steps", "log_every", "ckpt_every", "keep_checkpoints",
+                                    "val_batches", "eval_prompts", "batch_branches"), 1)
+        configs.require_ints(self, ("warmup_steps", "val_every", "seed", "ce_chunk", "eval_every", "export_every"), 0)
         if not self.lr > 0:
             raise ConfigError(f"TrainConfig.lr={self.lr!r} must be > 0")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
