@@ -3,7 +3,7 @@
 Scores ``mm_jax.motion.foot_lock.foot_lock`` on three sets of denormalised
 features: the demo's generated clips (``GEN_DIR/*.npy``, as ``mm-jax generate``
 wrote them, i.e. without the lock: the demo run predates it), the tokenizer's
-reconstructions of the data's split (decoded as ``tokenizer.artifact.evaluate``
+reconstructions of the data's split (decoded as ``tokenizer.reconstruction.evaluate``
 decodes, the lock off), and the real clips of that split. Per clip, before and
 after the lock: ``eval.quality.foot_skating_ratio`` and ``jerk``, the planted-foot
 speed (mean horizontal step of foot joints below 5 cm in both frames, mm/frame),
@@ -36,7 +36,8 @@ from mm_jax.motion import foot_lock as lock
 from mm_jax.motion import ik, layout, skeleton
 from mm_jax.motion.features import joints_from_features, motion_from_features
 from mm_jax.tokenizer import data as tdata
-from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data, padded_length, reconstruct_batch
+from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data
+from mm_jax.tokenizer.reconstruction import padded_length, reconstruct_batch
 
 FEET = [7, 8, 10, 11]
 BONES = {"hip_knee": [(1, 4), (2, 5)], "knee_ankle": [(4, 7), (5, 8)], "ankle_toe": [(7, 10), (8, 11)]}

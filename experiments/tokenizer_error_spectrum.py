@@ -23,7 +23,8 @@ import pathlib
 import numpy as np
 
 from mm_jax.tokenizer import data as tdata
-from mm_jax.tokenizer.artifact import reconstruct_batch, load_tokenizer, open_motion_data
+from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data
+from mm_jax.tokenizer.reconstruction import reconstruct_batch
 
 FRAMES = 128
 

@@ -19,7 +19,8 @@ import json
 import pathlib
 import sys
 
-from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
+from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data
+from mm_jax.tokenizer.reconstruction import evaluate
 
 KEYS = ("accel_error_mm", "accel_mm", "accel_gt_mm", "jitter", "jitter_gt", "mpjpe_local_mm", "vel_error_within_mm",
         "vel_error_across_mm", "foot_slide_mm", "foot_skating", "foot_skating_gt")

@@ -150,7 +150,8 @@ def write_report(rows: list[dict], curves: dict, out: pathlib.Path, command: str
 
 def main() -> None:
     from mm_jax.configs import apply_overrides
-    from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
+    from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data
+    from mm_jax.tokenizer.reconstruction import evaluate
     from mm_jax.tokenizer.train import train
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -43,7 +43,8 @@ from mm_jax.plot import plot_run
 from mm_jax.shards import write_shards
 from mm_jax.tokenizer import PRESETS as TOK_PRESETS
 from mm_jax.tokenizer import data as tdata
-from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data, reconstruct_batch
+from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data
+from mm_jax.tokenizer.reconstruction import evaluate, reconstruct_batch
 from mm_jax.tokenizer.train import train as train_tokenizer
 from mm_jax.train import loop
 

@@ -246,7 +246,8 @@ def test_reimport_helpers_leave_other_directories_alone(tmp_path):
 
 def test_tokenizer_eval_rejects_nan_data_naming_the_sequence_id(tiny_dataset, tiny_tokenizer, tmp_path, capsys):
     from mm_jax.motion.synth import load_dataset
-    from mm_jax.tokenizer.artifact import evaluate_tokenizer, load_tokenizer
+    from mm_jax.tokenizer.artifact import load_tokenizer
+    from mm_jax.tokenizer.reconstruction import evaluate_tokenizer
 
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data)
@@ -272,7 +273,8 @@ def test_tokenizer_eval_of_non_finite_params_is_a_named_error(tiny_dataset, tiny
     import jax
 
     from mm_jax.errors import NonFiniteError
-    from mm_jax.tokenizer.artifact import evaluate_tokenizer, load_tokenizer
+    from mm_jax.tokenizer.artifact import load_tokenizer
+    from mm_jax.tokenizer.reconstruction import evaluate_tokenizer
 
     tok = load_tokenizer(tiny_tokenizer)
     broken = dataclasses.replace(tok, params=jax.tree.map(lambda a: a * np.nan, tok.params))

@@ -176,7 +176,8 @@ def test_decode_codes_applies_the_lock_after_denormalising():
 
 
 def test_the_reconstruction_report_scores_the_locked_motion_and_says_what_it_was_before():
-    from mm_jax.tokenizer.artifact import MotionData, evaluate
+    from mm_jax.tokenizer.artifact import MotionData
+    from mm_jax.tokenizer.reconstruction import evaluate
 
     tok, _ = _random_tiny(False)
     clips = [_features(_shuffling(4, 40)), _features(_sliding(24))]

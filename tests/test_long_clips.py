@@ -25,7 +25,8 @@ from mm_jax.motion.normalize import Normalizer
 from mm_jax.tokenizer import PRESETS
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
-from mm_jax.tokenizer.artifact import LoadedTokenizer, encode_sequences, padded_length, reconstruct_batch
+from mm_jax.tokenizer.artifact import LoadedTokenizer, encode_sequences
+from mm_jax.tokenizer.reconstruction import padded_length, reconstruct_batch
 
 TINY_M, _ = PRESETS["tiny"]
 F = 13  # a prime feature width

@@ -15,7 +15,8 @@ from mm_jax.tokenizer import PRESETS, TokenizerConfig
 from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer import quality
 from mm_jax.tokenizer.ablation import variants
-from mm_jax.tokenizer.artifact import encode_dataset, encode_sequences, evaluate, load_tokenizer, open_motion_data
+from mm_jax.tokenizer.artifact import encode_dataset, encode_sequences, load_tokenizer, open_motion_data
+from mm_jax.tokenizer.reconstruction import evaluate
 
 TINY_M, TINY_T = PRESETS["tiny"]
 
@@ -197,7 +198,7 @@ def test_local_mpjpe_ignores_root_drift():
 @pytest.mark.parametrize("levels,down", [pytest.param(1, 1, marks=pytest.mark.slow),
                                          pytest.param(0, 2, marks=pytest.mark.slow), (2, 0)])
 def test_context_frames_make_a_clip_independent_of_further_padding(levels, down):
-    from mm_jax.tokenizer.artifact import padded_length
+    from mm_jax.tokenizer.reconstruction import padded_length
 
     cfg = dataclasses.replace(TINY_M, feature_dim=13, width=16, wavelet_levels=levels, down_t=down)
     params = tmodel.init_params(cfg, key=jax.random.key(0))
@@ -244,7 +245,7 @@ def clip_datasets(tiny_dataset, tmp_path_factory):
 
 
 def test_tokenizer_eval_of_a_clip_does_not_depend_on_the_rest_of_its_dataset(tiny_tokenizer, clip_datasets):
-    from mm_jax.tokenizer.artifact import evaluate_tokenizer
+    from mm_jax.tokenizer.reconstruction import evaluate_tokenizer
 
     tok = load_tokenizer(tiny_tokenizer)
     alone = open_motion_data(clip_datasets["alone"])
@@ -281,7 +282,7 @@ def test_encoding_a_clip_does_not_depend_on_the_rest_of_its_dataset(tiny_tokeniz
 
 def test_tokenizer_eval_without_a_test_split_uses_val_and_says_so(tiny_tokenizer, clip_datasets, capsys, caplog):
     from mm_jax.cli import main
-    from mm_jax.tokenizer.artifact import evaluate_tokenizer
+    from mm_jax.tokenizer.reconstruction import evaluate_tokenizer
 
     tok = load_tokenizer(tiny_tokenizer)
     got = evaluate_tokenizer(tok, clip_datasets["val_only"])
@@ -292,7 +293,7 @@ def test_tokenizer_eval_without_a_test_split_uses_val_and_says_so(tiny_tokenizer
         evaluate_tokenizer(tok, clip_datasets["val_only"], split="test")
     assert "'test' of" in str(err.value) and "train" not in str(err.value).split(":")[-1]
     capsys.readouterr()
-    with caplog.at_level("INFO", logger="mm_jax.tokenizer.artifact"):
+    with caplog.at_level("INFO", logger="mm_jax.tokenizer.reconstruction"):
         assert main(["tokenizer", "eval", "--checkpoint", str(tiny_tokenizer),
                      "--data", str(clip_datasets["val_only"])]) == 0
     assert json.loads(capsys.readouterr().out)["split"] == "val"

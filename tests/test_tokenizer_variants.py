@@ -17,7 +17,7 @@ from mm_jax.motion.normalize import Normalizer
 from mm_jax.tokenizer import PRESETS
 from mm_jax.tokenizer import model as tmodel
 from mm_jax.tokenizer import quality
-from mm_jax.tokenizer.artifact import reconstruct_batch
+from mm_jax.tokenizer.reconstruction import reconstruct_batch
 from mm_jax.tokenizer.train import loss_terms, make_optimizer
 
 TINY_M, TINY_T = PRESETS["tiny"]
@@ -148,7 +148,7 @@ def test_pair_velocity_error_and_reference_acceleration_known_answers():
      "output_smoothing_frames": 1.5},
 ])
 def test_context_frames_cover_the_variants(kw):
-    from mm_jax.tokenizer.artifact import padded_length
+    from mm_jax.tokenizer.reconstruction import padded_length
 
     cfg = _cfg(**kw)
     params = tmodel.init_params(cfg, key=jax.random.key(0))

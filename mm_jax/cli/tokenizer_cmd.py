@@ -116,7 +116,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from mm_jax.tokenizer.artifact import evaluate_tokenizer, load_tokenizer
+    from mm_jax.tokenizer.artifact import load_tokenizer
+    from mm_jax.tokenizer.reconstruction import evaluate_tokenizer
 
     # Without --split, a dataset lacking a test split is scored on val or train: the library logs
     # which (shown on stderr) and the JSON's "split" names it.

@@ -18,7 +18,8 @@ import pathlib
 from typing import Any, Callable
 
 from mm_jax.errors import ConfigError
-from mm_jax.tokenizer.artifact import evaluate, load_tokenizer, open_motion_data
+from mm_jax.tokenizer.artifact import load_tokenizer, open_motion_data
+from mm_jax.tokenizer.reconstruction import evaluate
 from mm_jax.tokenizer.config import WAVELET_ONLY_FIELDS, TokenizerConfig, TokenizerTrainConfig
 from mm_jax.tokenizer.train import train
 

@@ -39,7 +39,8 @@ from mm_jax.motion.contact import contact_slide_loss
 from mm_jax.motion.normalize import Normalizer
 from mm_jax.tokenizer import data as tdata
 from mm_jax.tokenizer import model as tmodel
-from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, evaluate, open_motion_data, stored_config
+from mm_jax.tokenizer.artifact import MotionData, TokenizerArtifact, open_motion_data, stored_config
+from mm_jax.tokenizer.reconstruction import evaluate
 from mm_jax.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
 from mm_jax.train import recipe
 from mm_jax.train.interrupt import StopRequest
