@@ -63,7 +63,7 @@ class TokenizerConfig:
         ankles and toes pinned within 10 cm of the decoded ones, knees by
         two-bone IK) in every decode of codes (``generate.decode_codes``: generation
         and every evaluation) and in the reconstruction report
-        (``tokenizer.artifact.evaluate``). Decode-only like
+        (``tokenizer.reconstruction.evaluate``). Decode-only like
         ``output_smoothing_frames``: the codes, the loss and the tokenizer's
         identity do not depend on it.
     """
