@@ -6,8 +6,8 @@ Stage: model (used by train and eval). Inputs: logits [B, N, V] from
 positions whose *target* is a real token (codes and EOS; never PAD, never the
 BOS that starts the sequence), and the token accuracy over the same set.
 
-:func:`motion_loss` scores full logits. :func:`forward_loss`, the function a
-train step differentiates, is a *loss-only forward*: it runs the blocks,
+:func:`motion_loss` scores full logits. :func:`forward_loss` (its sums,
+:func:`loss_sums`, are what a train step differentiates) is a *loss-only forward*: it runs the blocks,
 then the final norm and the output head only on the N - 1 motion positions
 that have a target (``x[:, S:-1]``), never on the S text positions nor the
 last one, so neither the [B, N, V] slice copy of ``logits[:, :-1]`` nor its
@@ -189,10 +189,11 @@ def _branch_sums(cfg: ModelConfig, params: dict, text_bsc, text_mask_bs, motion_
     return jnp.sum(nll_bm * weight_bm), jnp.sum(correct_bm * weight_bm), jnp.sum(weight_bm)
 
 
-def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
-                 motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None,
-                 ce_chunk: int = 0, branches: int = 1) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``motion_loss(forward(...))`` computed as a loss-only forward (module docstring): the step's loss.
+def loss_sums(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
+              motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None,
+              ce_chunk: int = 0, branches: int = 1) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(summed NLL, summed correct, real targets) of the loss-only forward: :func:`forward_loss` before
+    its division by the target count, what a gradient-accumulation step adds up over micro-batches.
 
     ``ce_chunk`` > 0: the cross-entropy over vocabulary chunks of that many
     columns (:func:`chunked_nll`); 0: one pass over all of them.
@@ -200,9 +201,9 @@ def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_
     ``branches`` > 1: the rows are dealt into that many groups (group i =
     rows i, i + branches, ...: on a data-sharded batch every device keeps
     its share of each group), each group runs through the model as its own
-    branch of the program, and the groups' sums are added: the same loss and
-    gradient up to float summation order (with dropout, group i draws from
-    ``fold_in(key, i)``). The branches share no op until that sum, so
+    branch of the program, and the groups' sums are added: the same sums
+    and gradient up to float summation order (with dropout, group i draws
+    from ``fold_in(key, i)``). The branches share no op until that sum, so
     XLA:CPU's executor can run them on different cores at once, where one
     branch's small kernels (width 128) split poorly over cores
     (``TrainConfig.batch_branches``, docs/benchmarks.md). B must be a
@@ -221,6 +222,18 @@ def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_
         key_i = key if key is None or branches == 1 else jax.random.fold_in(key, i)
         sums.append(_branch_sums(cfg, params, *(x[i::branches] for x in inputs), key_i, ce_chunk))
     nll, correct, count = (sum(part) for part in zip(*sums))
+    return nll, correct, count
+
+
+def forward_loss(cfg: ModelConfig, params: dict, text_bsc: jax.Array, text_mask_bs: jax.Array,
+                 motion_bn: jax.Array, motion_mask_bn: jax.Array, *, key: jax.Array | None = None,
+                 ce_chunk: int = 0, branches: int = 1) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``motion_loss(forward(...))`` computed as a loss-only forward (module docstring): the step's loss.
+
+    The means of :func:`loss_sums` (same arguments) over the real targets.
+    """
+    nll, correct, count = loss_sums(cfg, params, text_bsc, text_mask_bs, motion_bn, motion_mask_bn, key=key,
+                                    ce_chunk=ce_chunk, branches=branches)
     denom = jnp.maximum(count, 1.0)
     loss = nll / denom
     return loss, {"loss": loss, "accuracy": correct / denom, "tokens": count}

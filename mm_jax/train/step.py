@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from mm_jax.model.config import ModelConfig
-from mm_jax.model.loss import forward_loss
+from mm_jax.model.loss import loss_sums
 from mm_jax.text.encoder import encode as text_encode
 from mm_jax.train import recipe
 from mm_jax.train.config import TrainConfig
@@ -85,9 +85,9 @@ def _sum_loss(model_cfg: ModelConfig, params: Any, text_params: Any, mb: dict[st
     """Summed next-token NLL of one micro-batch and its (correct, tokens) sums (loss-only forward)."""
     tokens_bsc, _ = text_encode(text_params, mb["text_ids"], mb["text_mask"])
     tokens_bsc = jax.lax.stop_gradient(tokens_bsc)
-    loss, m = forward_loss(model_cfg, params, tokens_bsc, mb["text_mask"], mb["motion_ids"],
-                           mb["motion_mask"], key=key, ce_chunk=ce_chunk, branches=branches)
-    return loss * m["tokens"], {"correct": m["accuracy"] * m["tokens"], "tokens": m["tokens"]}
+    nll, correct, tokens = loss_sums(model_cfg, params, tokens_bsc, mb["text_mask"], mb["motion_ids"],
+                                     mb["motion_mask"], key=key, ce_chunk=ce_chunk, branches=branches)
+    return nll, {"correct": correct, "tokens": tokens}
 
 
 def accumulated_grads(model_cfg: ModelConfig, params: Any, text_params: Any, batch: dict[str, jax.Array],
