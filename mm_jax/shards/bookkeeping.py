@@ -31,6 +31,8 @@ from mm_jax.shards import manifest as mf
 from mm_jax.shards.record import VERSION
 
 log = logging.getLogger(__name__)
+# The per-shard counts a split's manifest entry sums (all 0 for an empty split).
+SUMMED_COUNTS = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
 
 
 class Identities(Protocol):
@@ -149,8 +151,7 @@ def reusable_entry(out: pathlib.Path, name: str, fingerprint: str) -> dict[str, 
 
 
 def split_summary(entries: list[dict[str, Any]], ids: Sequence[str], data_dir: str | None) -> dict[str, Any]:
-    keys = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
-    out = {k: int(sum(e[k] for e in entries)) for k in keys}
+    out = {k: int(sum(e[k] for e in entries)) for k in SUMMED_COUNTS}
     if all("max_codes" in e for e in entries):  # shards reused from older writes lack it
         out["max_codes"] = max((int(e["max_codes"]) for e in entries), default=0)
     ids_sha = hashlib.sha256("\n".join(ids).encode()).hexdigest()
@@ -160,7 +161,6 @@ def split_summary(entries: list[dict[str, Any]], ids: Sequence[str], data_dir: s
 
 def empty_summary(data_dir: str | None) -> dict[str, Any]:
     """The manifest entry of a split with no records: nothing to read, and it says why."""
-    keys = ("num_records", "num_captions", "num_unk", "num_truncated", "num_frames", "num_motion_tokens")
     empty = hashlib.sha256(b"").hexdigest()
-    return {**dict.fromkeys(keys, 0), "num_shards": 0, "shards": [], "skipped": "empty",
+    return {**dict.fromkeys(SUMMED_COUNTS, 0), "num_shards": 0, "shards": [], "skipped": "empty",
             "source": {"data_dir": data_dir, "ids_sha256": empty}}
