@@ -15,6 +15,7 @@ import sys
 from mm_jax.cli import curate_cmd, data_cmd, demo_cmd, eval_cmd, export_cmd, render_cmd, tokenizer_cmd, train_cmd
 from mm_jax.cli import sweep_cmd
 from mm_jax.cli import config_cmd
+from mm_jax import hostmem
 from mm_jax.errors import MmJaxError
 
 GROUPS = (data_cmd, curate_cmd, render_cmd, tokenizer_cmd, train_cmd, eval_cmd, export_cmd, demo_cmd, sweep_cmd,
@@ -61,3 +62,17 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def entry() -> int:
+    """The ``mm-jax`` console script: this process is mm-jax's own, so before JAX starts it sets the host
+    allocator (:func:`mm_jax.hostmem.configure`, mode from ``MM_JAX_HOST_MALLOC``, default ``auto``),
+    then runs :func:`main` on ``sys.argv``."""
+    try:
+        applied = hostmem.configure(os.environ.get(hostmem.ENV_VAR, "auto"),
+                                    jax_platforms=os.environ.get("JAX_PLATFORMS"))
+    except MmJaxError as e:
+        print(f"mm-jax: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger(__name__).debug("host allocator: %s", applied)
+    return main()
