@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_train_step.py [--presets tiny,small] [--batch 8]
         [--text-tokens 32] [--motion-tokens 128] [--steps 3] [--repeats 5]
         [--variant default,full_head,chunk,bf16] [--torch eager,compile] [--syncs] [--json FILE]
+        [--host-malloc auto|reuse|system]
 
 For each preset and implementation: a train step on a fixed batch
 [B, S text | N motion] (default 8 x (32 + 128) = 1,280 positions), fp32.
@@ -33,6 +34,11 @@ the ratio JAX / torch eager computed per repeat (then the median).
 ``--syncs`` adds the host-sync lever: ``--steps`` default steps dispatched back
 to back with one fetch of each step's metrics (as the train loop does, one
 step late) against one fetch at the end.
+
+``--host-malloc`` sets this process's C allocator as the ``mm-jax`` console
+script does (:mod:`mm_jax.hostmem`; ``auto`` = ``reuse`` on a CPU-only host):
+both the JAX and the PyTorch steps run under it. It is process-wide, so
+``system`` against ``reuse`` is measured in separate runs.
 
 XLA flags go in the environment (``XLA_FLAGS=... python bench_train_step.py``).
 """
@@ -181,7 +187,13 @@ def main() -> None:
     parser.add_argument("--torch", default="eager", help="comma list of eager,compile ('' = none)")
     parser.add_argument("--syncs", action="store_true", help="also measure the host-sync lever")
     parser.add_argument("--json", default=None, help="also write the rows and summary to this file")
+    parser.add_argument("--host-malloc", default="auto", choices=("auto", "reuse", "system"),
+                        help="this process's allocator, as the mm-jax console script sets it "
+                             "(mm_jax.hostmem; default auto, as MM_JAX_HOST_MALLOC's)")
     args = parser.parse_args()
+    from mm_jax import hostmem  # before JAX and torch start their threads
+
+    host_malloc = hostmem.configure(args.host_malloc, jax_platforms=os.environ.get("JAX_PLATFORMS"))
     positions = args.batch * (args.text_tokens + args.motion_tokens)
     load0 = os.getloadavg()
     impls = build(args)
@@ -196,12 +208,14 @@ def main() -> None:
     syncs = {p: sync_lever(it["dispatch"], max(args.steps, 5)) for (p, impl), it in impls.items()
              if args.syncs and impl == "jax:default"}
     summary = summarize(rows, positions)
-    result = {"args": vars(args), "load_start": load0, "load_end": os.getloadavg(), "rows": rows,
+    result = {"args": vars(args), "host_malloc": host_malloc, "load_start": load0, "load_end": os.getloadavg(),
+              "rows": rows,
               "summary": summary, "syncs": syncs}
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=1))
     print(f"B={args.batch} x (S={args.text_tokens} + N={args.motion_tokens}) = {positions} positions/step, "
-          f"median of {args.steps} steps x {args.repeats} interleaved repeats; load {load0} -> {os.getloadavg()}")
+          f"median of {args.steps} steps x {args.repeats} interleaved repeats; host allocator {host_malloc}; "
+          f"load {load0} -> {os.getloadavg()}")
     print(f"{'preset':6} {'impl':16} {'ms (median)':>11} {'tok/s':>8} {'vs torch eager':>14}  per-repeat ms / load")
     for s in summary:
         ratio = f"{s['vs_torch_eager_median']:.2f}x" if s["vs_torch_eager_median"] else "-"

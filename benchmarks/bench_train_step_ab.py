@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_train_step_ab.py [--preset tiny] [--revs HEAD~1,worktree]
-        [--rounds 8] [--steps 6] [--xla NAME=KEY:VALUE ...]
+        [--rounds 8] [--steps 6] [--xla NAME=KEY:VALUE ...] [--host-malloc auto|reuse|system]
 
 Each revision's ``mm_jax/`` is exported (``git archive``) into a temporary
 directory as a package of its own (``mm_rev0``, ``mm_rev1``, ...; imports
@@ -117,7 +117,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--xla", action="append", default=[], metavar="NAME=KEY:VALUE")
+    parser.add_argument("--host-malloc", default="auto", choices=("auto", "reuse", "system"),
+                        help="this process's allocator (mm_jax.hostmem), as the mm-jax console script sets it")
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from mm_jax import hostmem  # before JAX starts its threads
+
+    print("host allocator:", hostmem.configure(args.host_malloc, jax_platforms=os.environ.get("JAX_PLATFORMS")))
     import jax
     import numpy as np
 
