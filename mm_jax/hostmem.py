@@ -5,8 +5,9 @@ XLA:CPU allocates one temporary block per execution of a compiled program
 the execution ends. glibc's ``malloc`` serves a block above its mmap threshold
 (at most 32 MiB) with a fresh ``mmap`` and gives it back with ``munmap``, so
 every step page-faults the whole block again: ~17,400 minor faults and
-35-45 ms of kernel time per ``tiny`` step on the project's 2-core CPU host, a
-third of the step (docs/benchmarks.md, "The host allocator").
+35-45 ms of kernel time per ``tiny`` step (~300,000 faults, ~0.7 s per
+``small`` step) on the project's 2-core CPU host (docs/benchmarks.md, "The
+host allocator").
 
 Mode ``reuse`` makes such blocks come from the heap and stay there for the
 next execution (``mallopt``):
@@ -15,8 +16,9 @@ next execution (``mallopt``):
   worker threads would otherwise each get an arena whose heaps are capped at
   64 MiB, and a bigger block is mmapped again;
 * ``M_MMAP_MAX = 0``: no block is served by ``mmap``;
-* ``M_TRIM_THRESHOLD = 1 GiB``: free memory at the top of the heap goes back
-  to the OS only beyond 1 GiB.
+* ``M_TRIM_THRESHOLD = -1``: free memory at the top of the heap is never
+  given back to the OS (a ``small`` step's block is 1.2 GB: any finite
+  threshold below it would unmap it again after every step).
 
 The price: memory a process has freed stays with it (its resident size is its
 peak use, as with a GPU framework's caching allocator), and all threads share
@@ -52,8 +54,7 @@ ENV_VAR = "MM_JAX_HOST_MALLOC"
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
-TRIM_THRESHOLD_BYTES = 1 << 30
-REUSE_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+REUSE_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1))  # -1: never trim (man mallopt)
 
 
 def accelerator_installed() -> bool:
