@@ -384,6 +384,39 @@ def test_loss_only_head_and_chunked_cross_entropy_equal_the_full_logits_loss(los
     assert not head[cfg.vocab_size:].any()  # padded vocabulary rows get no gradient
 
 
+def test_full_vocab_nll_and_accuracy_match_the_textbook_formulas_with_ties():
+    """loss._nll_full (pick_target's gather/one-hot VJP, the float first-maximum) against autodiff of
+    -log_softmax[target] via take_along_axis and jnp.argmax, on logits with exact ties and padded columns."""
+    from mm_jax.model import loss
+
+    rng = np.random.default_rng(5)
+    v, vocab = 12, 10  # columns 10, 11 are padding
+    x = jnp.asarray(rng.standard_normal((2, 5, 4)), jnp.float32)
+    w = rng.standard_normal((v, 4)).astype(np.float32)
+    w[7] = w[3]  # columns 3 and 7 always tie; argmax picks 3 where they hold the maximum
+    x = x.at[0, :2].set(jnp.asarray(w[3]) * 5.0)  # rows (0, 0) and (0, 1): the tie at 3 / 7 is the maximum
+    w = jnp.asarray(w)
+    target = jnp.asarray(rng.integers(0, vocab, (2, 5)), jnp.int32).at[0, 0].set(7).at[0, 1].set(3)
+
+    def textbook(x, w):
+        logits = jnp.einsum("bmd,vd->bmv", x, w)
+        logits = jnp.where(jnp.arange(v) < vocab, logits, -jnp.inf)
+        nll = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), target[..., None], axis=-1)[..., 0]
+        return nll, (jnp.argmax(logits, axis=-1) == target).astype(jnp.float32)
+
+    nll, correct = loss._nll_full(x, w, target, vocab)
+    nll_ref, correct_ref = textbook(x, w)
+    np.testing.assert_allclose(np.asarray(nll), np.asarray(nll_ref), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(correct), np.asarray(correct_ref))
+    assert int(jnp.argmax(jnp.einsum("d,vd->v", x[0, 0], w)[:vocab])) == 3
+    assert (float(correct[0, 0]), float(correct[0, 1])) == (0.0, 1.0)  # target 7 loses the tie, 3 wins it
+    weights = jnp.asarray(rng.standard_normal((2, 5)), jnp.float32)
+    ours = jax.grad(lambda x, w: jnp.sum(loss._nll_full(x, w, target, vocab)[0] * weights), argnums=(0, 1))(x, w)
+    ref = jax.grad(lambda x, w: jnp.sum(textbook(x, w)[0] * weights), argnums=(0, 1))(x, w)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
 def test_branches_that_do_not_divide_the_batch_are_a_shape_error(loss_reference):
     from mm_jax.errors import ShapeError
     from mm_jax.model import forward_loss
