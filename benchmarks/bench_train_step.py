@@ -29,7 +29,10 @@ Repeats are *interleaved*: repeat r times every implementation once before
 repeat r + 1, so load drifts hit all of them alike; each cell is the median of
 ``--steps`` blocking steps after one warm-up, and the 1-minute load average is
 recorded beside it. Reported: per implementation the median over repeats and
-the ratio JAX / torch eager computed per repeat (then the median).
+the ratio JAX / torch eager computed per repeat (then the median), and the
+process's minor page faults and kernel (sys) CPU time per step (getrusage over
+the timed steps and their warm-up: the cost of a per-step allocation that is
+mapped anew).
 
 ``--syncs`` adds the host-sync lever: ``--steps`` default steps dispatched back
 to back with one fetch of each step's metrics (as the train loop does, one
@@ -50,6 +53,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import resource
 import statistics
 import sys
 import time
@@ -170,7 +174,9 @@ def summarize(rows: list[dict], positions: int) -> list[dict]:
                     "step_ms_all": [round(r["step_ms"], 1) for r in mine], "tokens_per_s": positions / ms * 1e3,
                     "vs_torch_eager_median": statistics.median(ratios) if ratios else None,
                     "vs_torch_eager_all": [round(x, 2) for x in ratios],
-                    "load_all": [round(r["load"], 2) for r in mine], "compile_s": mine[0]["compile_s"]})
+                    "load_all": [round(r["load"], 2) for r in mine], "compile_s": mine[0]["compile_s"],
+                    "page_faults_per_step": statistics.median(r["page_faults_per_step"] for r in mine),
+                    "sys_ms_per_step": statistics.median(r["sys_ms_per_step"] for r in mine)})
     return out
 
 
@@ -200,10 +206,14 @@ def main() -> None:
     rows = []
     for r in range(args.repeats):
         for (preset, impl), it in impls.items():
+            use0 = resource.getrusage(resource.RUSAGE_SELF)
             sec = time_fn(it["step"], args.steps, warmup=1)
+            use1, calls = resource.getrusage(resource.RUSAGE_SELF), args.steps + 1
             rows.append({"repeat": r, "preset": preset, "impl": impl, "step_ms": sec * 1e3,
                          "load": os.getloadavg()[0], "compile_s": it["compile_s"],
-                         "gflop_s": it["fpt"] * positions / sec / 1e9})
+                         "gflop_s": it["fpt"] * positions / sec / 1e9,
+                         "page_faults_per_step": (use1.ru_minflt - use0.ru_minflt) / calls,
+                         "sys_ms_per_step": (use1.ru_stime - use0.ru_stime) / calls * 1e3})
             print(json.dumps(rows[-1]), flush=True)
     syncs = {p: sync_lever(it["dispatch"], max(args.steps, 5)) for (p, impl), it in impls.items()
              if args.syncs and impl == "jax:default"}
@@ -216,11 +226,12 @@ def main() -> None:
     print(f"B={args.batch} x (S={args.text_tokens} + N={args.motion_tokens}) = {positions} positions/step, "
           f"median of {args.steps} steps x {args.repeats} interleaved repeats; host allocator {host_malloc}; "
           f"load {load0} -> {os.getloadavg()}")
-    print(f"{'preset':6} {'impl':16} {'ms (median)':>11} {'tok/s':>8} {'vs torch eager':>14}  per-repeat ms / load")
+    print(f"{'preset':6} {'impl':16} {'ms (median)':>11} {'tok/s':>8} {'vs torch eager':>14} {'faults':>7} "
+          f"{'sys ms':>6}  per-repeat ms / load")
     for s in summary:
         ratio = f"{s['vs_torch_eager_median']:.2f}x" if s["vs_torch_eager_median"] else "-"
-        print(f"{s['preset']:6} {s['impl']:16} {s['step_ms_median']:11.1f} {s['tokens_per_s']:8.0f} {ratio:>14}  "
-              f"{s['step_ms_all']} / {s['load_all']}")
+        print(f"{s['preset']:6} {s['impl']:16} {s['step_ms_median']:11.1f} {s['tokens_per_s']:8.0f} {ratio:>14} "
+              f"{s['page_faults_per_step']:7.0f} {s['sys_ms_per_step']:6.1f}  {s['step_ms_all']} / {s['load_all']}")
     for p, d in syncs.items():
         print(f"host syncs ({p}): fetch every step {d['fetch_each']:.1f} ms/step, once at the end "
               f"{d['fetch_end']:.1f} ms/step")
