@@ -60,10 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def entry() -> int:
     """The ``mm-jax`` console script: this process is mm-jax's own, so before JAX starts it sets the host
     allocator (:func:`mm_jax.hostmem.configure`, mode from ``MM_JAX_HOST_MALLOC``, default ``auto``),
@@ -76,3 +72,7 @@ def entry() -> int:
         return 2
     logging.getLogger(__name__).debug("host allocator: %s", applied)
     return main()
+
+
+if __name__ == "__main__":
+    sys.exit(entry())
