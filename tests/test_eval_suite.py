@@ -13,8 +13,8 @@ from PIL import Image
 
 from mm_jax.errors import ConfigError, DataError
 from mm_jax.eval.evaluator import PRESETS, TEXT_WIDTH, Evaluator, embed_motion, embed_text, init_params
-from mm_jax.eval.suite import (SHORT_SHARE, TABLE, evaluate_suite, find_references, length_scores, match_hits,
-                               reference_spans, score_clips, summarize)
+from mm_jax.eval.references import find_references, reference_spans
+from mm_jax.eval.suite import SHORT_SHARE, TABLE, evaluate_suite, length_scores, match_hits, score_clips, summarize
 from mm_jax.eval.suite_report import write_suite_report
 from mm_jax.eval.prompts import load_suite
 from mm_jax.motion.features import LOCAL_VEL, ROOT_LIN_VEL

@@ -33,7 +33,7 @@ and, when a dataset is given, ``reference_*``: real clips of the dataset
 whose primitives are the prompt's (one primitive: that step; A then B: the
 two consecutive steps; A while G: the step of locomotion A with gesture G),
 up to ``max_references`` per prompt, cropped from the sequences at the steps'
-frame spans. The reference similarity of a paraphrase against that of its
+frame spans (:mod:`mm_jax.eval.references`). The reference similarity of a paraphrase against that of its
 seen wording measures what the evaluator's text side loses on new words; the
 model's drop beyond it is the decoder's.
 
@@ -58,6 +58,7 @@ from mm_jax.errors import ConfigError, DataError
 from mm_jax.eval import quality as Q
 from mm_jax.eval.evaluator import embed_motion, embed_text, load_evaluator
 from mm_jax.eval.prompts import CATEGORIES, TAGS, load_suite, Prompt
+from mm_jax.eval.references import find_references
 from mm_jax.eval.report import random_codes
 from mm_jax.generate import decode_codes, load_decoder, load_tokenizer_of, sample_codes, text_features
 from mm_jax.motion.features import FPS, joints_from_features
@@ -69,7 +70,6 @@ log = logging.getLogger(__name__)
 SCORES = ("similarity", "match_top1", "match_top3", "jerk", "foot_skating", "floating_m", "penetration_m",
           "seconds", "length_ratio", "short")
 SOURCES = ("model", "random", "reference")
-MIN_CLIP_FRAMES = 8  # shorter reference spans are skipped
 SHORT_SHARE = 0.6  # a generated clip under this share of the asked seconds fails similarity and match
 MIN_SHARE = 0.6  # default generation floor: EOS held back until this share of the asked seconds exists
 FAILED = {"similarity": -1.0, "match_top1": 0.0, "match_top3": 0.0}  # a short clip's scores
@@ -90,52 +90,6 @@ TABLE = (  # (json key, markdown header) of the per-tag / per-category tables
     ("model/foot_skating", "foot skating"),
     ("model/floating_m", "floating m"),
 )
-
-
-# --- references -----------------------------------------------------------------------
-
-
-def _step_names(record: dict) -> list[tuple[str, str | None]]:
-    return [(p["name"], (p["while"] or {}).get("name")) for p in record["primitives"]]
-
-
-def reference_spans(record: dict, primitives: Sequence[str]) -> list[tuple[int, int]]:
-    """Frame spans ``[start, end)`` of ``record`` (a dataset record) that show ``primitives``.
-
-    One primitive: each step of it with no gesture on top. Several: each run of
-    consecutive steps with exactly those names. Two, ``[A, G]``, also match a
-    step of A performed while doing gesture G.
-    """
-    steps, names = record["primitives"], _step_names(record)
-    k = len(primitives)
-    if k == 0:
-        return []
-    if k == 1:
-        return [(s["start"], s["end"]) for s, (n, g) in zip(steps, names) if n == primitives[0] and g is None]
-    spans = [(steps[i]["start"], steps[i + k - 1]["end"]) for i in range(len(steps) - k + 1)
-             if [n for n, _ in names[i : i + k]] == list(primitives)]
-    if k == 2:
-        spans += [(s["start"], s["end"]) for s, (n, g) in zip(steps, names) if (n, g) == tuple(primitives)]
-    return spans
-
-
-def find_references(ds: Any, prompts: Sequence[Prompt], *, limit: int) -> list[list[np.ndarray]]:
-    """Up to ``limit`` real clips (raw features [T, 272]) per prompt, test split first, then val, then train."""
-    wanted = {tuple(p.primitives) for p in prompts if p.primitives}
-    found: dict[tuple[str, ...], list[np.ndarray]] = {w: [] for w in wanted}
-    for split in ("test", "val", "train"):
-        for seq_id in ds.ids(split):
-            if all(len(v) >= limit for v in found.values()):
-                break
-            record = ds.record(seq_id)
-            present = {name for step in _step_names(record) for name in step if name}  # steps and gestures
-            for w, clips in found.items():
-                if len(clips) >= limit or not set(w) <= present:
-                    continue
-                for start, end in reference_spans(record, w)[: limit - len(clips)]:
-                    if end - start >= MIN_CLIP_FRAMES:
-                        clips.append(np.asarray(ds.sequence(seq_id)[start:end], np.float32))
-    return [found.get(tuple(p.primitives), []) if p.primitives else [] for p in prompts]
 
 
 # --- scoring ---------------------------------------------------------------------------
