@@ -41,17 +41,17 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mm_jax import hostmem  # noqa: E402
 
 
 def child(impl: str, preset: str, batch: int, steps: int, cpu: int, host_malloc: str) -> None:
     """Pins this process to ``cpu``, sets its allocator, builds the step, prints "ready", waits for a line on
     stdin, times."""
     os.sched_setaffinity(0, {cpu})
-    sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from mm_jax import hostmem
-
-    hostmem.configure(host_malloc, jax_platforms=os.environ.get("JAX_PLATFORMS"))
+    hostmem.configure(host_malloc)
     if impl == "jax":
         from bench_train_step import jax_step
 
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--impls", default="jax,torch", help="comma list of jax,torch")
     parser.add_argument("--json", default=None, help="also write the rows and summary to this file")
-    parser.add_argument("--host-malloc", default="auto", choices=("auto", "reuse", "system"),
+    parser.add_argument("--host-malloc", default="auto", choices=hostmem.MODES,
                         help="each child's allocator (mm_jax.hostmem), as the mm-jax console script sets it")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=0, help=argparse.SUPPRESS)

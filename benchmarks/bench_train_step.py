@@ -65,6 +65,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from mm_jax import hostmem  # noqa: E402  (plain Python: configure() runs before JAX and torch start threads)
+
+WARMUP = 1  # untimed steps before each cell's timed ones (their page faults are counted with them)
+
 # name -> (ModelConfig overrides, loss: "step" | "full", ce_chunk flag, batch branches)
 VARIANTS: dict[str, tuple[dict, str, bool, int]] = {
     "default": ({}, "step", False, 1),
@@ -193,13 +197,11 @@ def main() -> None:
     parser.add_argument("--torch", default="eager", help="comma list of eager,compile ('' = none)")
     parser.add_argument("--syncs", action="store_true", help="also measure the host-sync lever")
     parser.add_argument("--json", default=None, help="also write the rows and summary to this file")
-    parser.add_argument("--host-malloc", default="auto", choices=("auto", "reuse", "system"),
+    parser.add_argument("--host-malloc", default="auto", choices=hostmem.MODES,
                         help="this process's allocator, as the mm-jax console script sets it "
                              "(mm_jax.hostmem; default auto, as MM_JAX_HOST_MALLOC's)")
     args = parser.parse_args()
-    from mm_jax import hostmem  # before JAX and torch start their threads
-
-    host_malloc = hostmem.configure(args.host_malloc, jax_platforms=os.environ.get("JAX_PLATFORMS"))
+    host_malloc = hostmem.configure(args.host_malloc)
     positions = args.batch * (args.text_tokens + args.motion_tokens)
     load0 = os.getloadavg()
     impls = build(args)
@@ -207,8 +209,8 @@ def main() -> None:
     for r in range(args.repeats):
         for (preset, impl), it in impls.items():
             use0 = resource.getrusage(resource.RUSAGE_SELF)
-            sec = time_fn(it["step"], args.steps, warmup=1)
-            use1, calls = resource.getrusage(resource.RUSAGE_SELF), args.steps + 1
+            sec = time_fn(it["step"], args.steps, warmup=WARMUP)
+            use1, calls = resource.getrusage(resource.RUSAGE_SELF), args.steps + WARMUP
             rows.append({"repeat": r, "preset": preset, "impl": impl, "step_ms": sec * 1e3,
                          "load": os.getloadavg()[0], "compile_s": it["compile_s"],
                          "gflop_s": it["fpt"] * positions / sec / 1e9,

@@ -43,6 +43,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_train_step import random_batch  # noqa: E402  (beside this script)
+from mm_jax import hostmem  # noqa: E402  (on the path bench_train_step sets)
 
 
 def export_revision(rev: str, name: str, dest: pathlib.Path) -> str:
@@ -117,13 +118,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--xla", action="append", default=[], metavar="NAME=KEY:VALUE")
-    parser.add_argument("--host-malloc", default="auto", choices=("auto", "reuse", "system"),
+    parser.add_argument("--host-malloc", default="auto", choices=hostmem.MODES,
                         help="this process's allocator (mm_jax.hostmem), as the mm-jax console script sets it")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from mm_jax import hostmem  # before JAX starts its threads
-
-    print("host allocator:", hostmem.configure(args.host_malloc, jax_platforms=os.environ.get("JAX_PLATFORMS")))
+    print("host allocator:", hostmem.configure(args.host_malloc))
     import jax
     import numpy as np
 

@@ -42,6 +42,7 @@ import ctypes.util
 import importlib.metadata
 import importlib.util
 import logging
+import os
 
 from mm_jax.errors import ConfigError
 
@@ -93,14 +94,16 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-def configure(mode: str = "auto", *, jax_platforms: str | None = None) -> str:
+def configure(mode: str = "auto") -> str:
     """Sets this process's allocator for ``mode`` (see the module doc); returns what it applied:
     ``"reuse"`` or ``"system"`` (also when the C library is not glibc, which is logged).
 
-    ``jax_platforms``: the ``JAX_PLATFORMS`` value ``auto`` decides on (the
-    caller passes ``os.environ.get("JAX_PLATFORMS")``).
+    ``auto`` decides on this process's ``JAX_PLATFORMS`` and, when that is
+    unset, on whether an accelerator plugin is installed.
     """
-    chosen = resolve(mode, jax_platforms, accelerator_installed() if mode == "auto" and not jax_platforms else False)
+    jax_platforms = os.environ.get("JAX_PLATFORMS")
+    accelerator = mode == "auto" and not jax_platforms and accelerator_installed()
+    chosen = resolve(mode, jax_platforms, accelerator)
     if chosen == "system":
         return "system"
     libc = _glibc()

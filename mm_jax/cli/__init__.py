@@ -56,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except MmJaxError as e:
-        print(f"mm-jax: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        return _failed(e)
+
+
+def _failed(e: MmJaxError) -> int:
+    """Prints a library error as one line naming its kind; the exit status of a failed command."""
+    print(f"mm-jax: error: {type(e).__name__}: {e}", file=sys.stderr)
+    return 2
 
 
 def entry() -> int:
@@ -65,11 +70,9 @@ def entry() -> int:
     allocator (:func:`mm_jax.hostmem.configure`, mode from ``MM_JAX_HOST_MALLOC``, default ``auto``),
     then runs :func:`main` on ``sys.argv``."""
     try:
-        applied = hostmem.configure(os.environ.get(hostmem.ENV_VAR, "auto"),
-                                    jax_platforms=os.environ.get("JAX_PLATFORMS"))
+        applied = hostmem.configure(os.environ.get(hostmem.ENV_VAR, "auto"))
     except MmJaxError as e:
-        print(f"mm-jax: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        return _failed(e)
     logging.getLogger(__name__).debug("host allocator: %s", applied)
     return main()
 
