@@ -101,16 +101,16 @@ def _nll_full(x_bmd: jax.Array, w_vd: jax.Array, target_bm: jax.Array, vocab_siz
     """(NLL [B, M], correct [B, M]) from the head applied to all Vp columns at once (padded ones at -inf)."""
     logits_bmv = linear(x_bmd, w_vd.astype(x_bmd.dtype)).astype(jnp.float32)
     logits_bmv = nn.with_logical_constraint(logits_bmv, ("batch", "seq", "act_vocab"))
-    vocab_v = jnp.arange(logits_bmv.shape[-1], dtype=target_bm.dtype)
-    logits_bmv = jnp.where(vocab_v < vocab_size, logits_bmv, NEG_INF)
+    # Column numbers as float32 (exact below 2**24), for the padding mask and the first maximum below.
+    col_v = jnp.arange(logits_bmv.shape[-1], dtype=jnp.float32)
+    logits_bmv = jnp.where(col_v < vocab_size, logits_bmv, NEG_INF)
     nll_bm = jax.nn.logsumexp(logits_bmv, axis=-1) - pick_target(logits_bmv, target_bm)
     # argmax's first maximum as the smallest column holding the row's maximum: a plain min-reduce that
     # fuses with the compare, where jnp.argmax is a variadic (value, index) reduce that XLA:CPU runs
     # as a separate slow loop (4.3 ms of a 170 ms tiny step in a profile). Same result, ties included.
-    # The columns are float32 (exact below 2**24): XLA:CPU runs a float min-reduce as one fast kernel,
-    # an int32 one over 64k columns as a tree of reduce-windows.
+    # A float min-reduce is one fast XLA:CPU kernel; an int32 one over 64k columns is a tree of
+    # reduce-windows.
     max_bm1 = jnp.max(logits_bmv, axis=-1, keepdims=True)
-    col_v = jnp.arange(logits_bmv.shape[-1], dtype=jnp.float32)
     first_bm = jnp.min(jnp.where(logits_bmv == max_bm1, col_v, float(logits_bmv.shape[-1])), axis=-1)
     return nll_bm, (first_bm == target_bm.astype(jnp.float32)).astype(jnp.float32)
 
